@@ -1,0 +1,346 @@
+//! The deterministic state machine: `apply(Command)` over one sled tree, queries, snapshots.
+//!
+//! Owns every metadata record (repositories, blob links, manifests, tags, referrers). Nothing else
+//! writes the state tree (architecture invariant 4). `apply` is called by one applier at a time (the
+//! Raft state machine task); it reads the current state, decides the outcome, and commits the whole
+//! write set together with the caller's opaque consensus position as one atomic sled batch, so after
+//! a crash the stored state and the stored position always agree and replay resumes exactly after
+//! the last applied entry. Outcomes depend only on the stored state and the command: replicas that
+//! apply the same log hold byte-identical trees.
+
+use std::sync::{Arc, Mutex};
+
+use gati_core::command::Rejection;
+use gati_core::{Applied, Command, Digest, ManifestRecord, RepoName, Tag, TagCondition};
+
+use crate::error::{MetaError, Result};
+use crate::keys;
+
+const SNAPSHOT_MAGIC: &[u8; 8] = b"GATISM01";
+
+/// Handle to the state machine; cheap to clone, reads may run concurrently with `apply`.
+#[derive(Clone)]
+pub struct StateMachine {
+    tree: sled::Tree,
+    /// Serialises appliers: the read-decide-commit sequence of `apply` is only atomic with respect to
+    /// other appliers because there is never more than one at a time.
+    apply_lock: Arc<Mutex<()>>,
+}
+
+fn codec<E: std::fmt::Display>(e: E) -> MetaError {
+    MetaError::Codec(e.to_string())
+}
+
+/// A sled batch plus the reads it depends on, built by one `apply`.
+struct WriteSet {
+    batch: sled::Batch,
+}
+
+impl WriteSet {
+    fn new() -> Self {
+        WriteSet { batch: sled::Batch::default() }
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: impl Into<sled::IVec>) {
+        self.batch.insert(key, value.into());
+    }
+
+    fn delete(&mut self, key: Vec<u8>) {
+        self.batch.remove(key);
+    }
+}
+
+impl StateMachine {
+    /// Opens the state machine in the `state` tree of a sled database.
+    pub fn open(db: &sled::Db) -> Result<Self> {
+        Ok(StateMachine { tree: db.open_tree("state")?, apply_lock: Arc::new(Mutex::new(())) })
+    }
+
+    /// Applies one committed log entry: the command if it has one, and the new consensus position
+    /// `raft_state` in the same atomic write. Entries without a command (blank, membership) only
+    /// advance the position and yield [`Applied::Nothing`].
+    pub fn apply(&self, raft_state: &[u8], command: Option<&Command>) -> Result<Applied> {
+        let _applier = self
+            .apply_lock
+            .lock()
+            .map_err(|_| MetaError::Corrupt("a previous apply panicked".into()))?;
+        let mut writes = WriteSet::new();
+        let outcome = match command {
+            None => Applied::Nothing,
+            Some(command) => self.decide(command, &mut writes)?,
+        };
+        if matches!(outcome, Applied::Rejected(_)) {
+            // A refusal changes nothing but the position.
+            writes = WriteSet::new();
+        }
+        writes.put(keys::RAFT_STATE.to_vec(), raft_state);
+        self.tree.apply_batch(writes.batch)?;
+        Ok(outcome)
+    }
+
+    /// Decides a command's outcome from the current state and fills in its writes.
+    fn decide(&self, command: &Command, w: &mut WriteSet) -> Result<Applied> {
+        match command {
+            Command::LinkBlob { repo, digest, size } => {
+                let key = keys::blob(repo, digest);
+                let created = !self.tree.contains_key(&key)?;
+                w.put(key, &size.to_be_bytes()[..]);
+                w.put(keys::repo(repo), &[][..]);
+                Ok(Applied::BlobLinked { created })
+            }
+            Command::UnlinkBlob { repo, digest } => {
+                let key = keys::blob(repo, digest);
+                if !self.tree.contains_key(&key)? {
+                    return Ok(Applied::Rejected(Rejection::BlobUnknown { digest: digest.clone() }));
+                }
+                w.delete(key);
+                Ok(Applied::BlobUnlinked)
+            }
+            Command::PutManifest { repo, record, tag, condition } => {
+                self.decide_put_manifest(repo, record, tag.as_ref(), condition.as_ref(), w)
+            }
+            Command::DeleteManifest { repo, digest } => self.decide_delete_manifest(repo, digest, w),
+            Command::DeleteTag { repo, tag } => {
+                let key = keys::tag(repo, tag);
+                if !self.tree.contains_key(&key)? {
+                    return Ok(Applied::Rejected(Rejection::TagUnknown { tag: tag.clone() }));
+                }
+                w.delete(key);
+                Ok(Applied::TagDeleted)
+            }
+        }
+    }
+
+    fn decide_put_manifest(
+        &self,
+        repo: &RepoName,
+        record: &ManifestRecord,
+        tag: Option<&Tag>,
+        condition: Option<&TagCondition>,
+        w: &mut WriteSet,
+    ) -> Result<Applied> {
+        for blob in &record.blobs {
+            if !self.tree.contains_key(keys::blob(repo, blob))? {
+                return Ok(Applied::Rejected(Rejection::BlobUnknown { digest: blob.clone() }));
+            }
+        }
+        for child in &record.manifests {
+            // An index may list itself only if it already exists; content addressing makes a cycle
+            // impossible otherwise, so requiring prior presence is enough.
+            if !self.tree.contains_key(keys::manifest(repo, child))? {
+                return Ok(Applied::Rejected(Rejection::ManifestUnknown { digest: child.clone() }));
+            }
+        }
+        let previous = match tag {
+            Some(tag) => self.tag(repo, tag)?,
+            None => None,
+        };
+        if let Some(condition) = condition
+            && !condition.holds(previous.as_ref())
+        {
+            return Ok(Applied::Rejected(Rejection::TagConditionFailed { current: previous }));
+        }
+        let value = serde_json::to_vec(record).map_err(codec)?;
+        w.put(keys::manifest(repo, &record.digest), value);
+        w.put(keys::repo(repo), &[][..]);
+        if let Some(tag) = tag {
+            w.put(keys::tag(repo, tag), record.digest.to_string().as_bytes());
+        }
+        if let Some(subject) = &record.subject {
+            w.put(keys::referrer(repo, subject, &record.digest), &[][..]);
+        }
+        Ok(Applied::ManifestPut { previous })
+    }
+
+    fn decide_delete_manifest(&self, repo: &RepoName, digest: &Digest, w: &mut WriteSet) -> Result<Applied> {
+        let Some(record) = self.manifest(repo, digest)? else {
+            return Ok(Applied::Rejected(Rejection::ManifestUnknown { digest: digest.clone() }));
+        };
+        w.delete(keys::manifest(repo, digest));
+        if let Some(subject) = &record.subject {
+            w.delete(keys::referrer(repo, subject, digest));
+        }
+        let target = digest.to_string();
+        let mut removed_tags = Vec::new();
+        let prefix = keys::tag_prefix(repo);
+        for entry in self.tree.scan_prefix(&prefix) {
+            let (key, value) = entry?;
+            if value.as_ref() == target.as_bytes() {
+                removed_tags.push(tag_from_key(&key, prefix.len())?);
+                w.delete(key.to_vec());
+            }
+        }
+        Ok(Applied::ManifestDeleted { removed_tags })
+    }
+
+    /// Returns the consensus position stored by the last `apply` or snapshot import.
+    pub fn raft_state(&self) -> Result<Option<Vec<u8>>> {
+        Ok(self.tree.get(keys::RAFT_STATE)?.map(|v| v.to_vec()))
+    }
+
+    /// Returns the digest a tag points at.
+    pub fn tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<Digest>> {
+        self.tree
+            .get(keys::tag(repo, tag))?
+            .map(|v| parse_digest(&v))
+            .transpose()
+    }
+
+    /// Returns a manifest's record, if the repository holds it.
+    pub fn manifest(&self, repo: &RepoName, digest: &Digest) -> Result<Option<ManifestRecord>> {
+        self.tree
+            .get(keys::manifest(repo, digest))?
+            .map(|v| serde_json::from_slice(&v).map_err(|e| MetaError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    /// Returns the size of a blob if it is linked into the repository.
+    pub fn blob_link(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
+        self.tree
+            .get(keys::blob(repo, digest))?
+            .map(|v| {
+                let bytes: [u8; 8] = v
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| MetaError::Corrupt("blob link size".into()))?;
+                Ok(u64::from_be_bytes(bytes))
+            })
+            .transpose()
+    }
+
+    /// Returns whether the repository has ever received content.
+    pub fn repo_exists(&self, repo: &RepoName) -> Result<bool> {
+        Ok(self.tree.contains_key(keys::repo(repo))?)
+    }
+
+    /// Returns up to `limit` tags of a repository in lexical order, starting after `after`, and
+    /// whether more follow.
+    pub fn tags(&self, repo: &RepoName, after: Option<&str>, limit: usize) -> Result<(Vec<Tag>, bool)> {
+        let prefix = keys::tag_prefix(repo);
+        let mut start = prefix.clone();
+        if let Some(after) = after {
+            start.extend_from_slice(after.as_bytes());
+            start.push(0); // the smallest key strictly after `after`
+        }
+        let mut end = prefix.clone();
+        *end.last_mut().expect("prefix ends with the separator") += 1;
+        let mut out = Vec::new();
+        for entry in self.tree.range(start..end) {
+            let (key, _) = entry?;
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push(tag_from_key(&key, prefix.len())?);
+        }
+        Ok((out, false))
+    }
+
+    /// Returns up to `limit` repository names in lexical order, starting after `after`, and whether
+    /// more follow.
+    pub fn catalog(&self, after: Option<&str>, limit: usize) -> Result<(Vec<RepoName>, bool)> {
+        let mut start = vec![keys::REPO];
+        if let Some(after) = after {
+            start.extend_from_slice(after.as_bytes());
+            start.push(0);
+        }
+        let mut out = Vec::new();
+        for entry in self.tree.range(start..vec![keys::REPO + 1]) {
+            let (key, _) = entry?;
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            let name = std::str::from_utf8(&key[1..]).map_err(|e| MetaError::Corrupt(e.to_string()))?;
+            out.push(name.parse().map_err(|e: gati_core::CoreError| MetaError::Corrupt(e.to_string()))?);
+        }
+        Ok((out, false))
+    }
+
+    /// Returns the records of every manifest in the repository whose `subject` is `subject`, in
+    /// digest order.
+    pub fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<ManifestRecord>> {
+        let prefix = keys::referrer_prefix(repo, subject);
+        let mut out = Vec::new();
+        for entry in self.tree.scan_prefix(&prefix) {
+            let (key, _) = entry?;
+            let referrer = parse_digest(&key[prefix.len()..])?;
+            if let Some(record) = self.manifest(repo, &referrer)? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Serialises the whole state, consensus position included, for a Raft snapshot.
+    pub fn export_snapshot(&self) -> Result<Vec<u8>> {
+        let mut out = SNAPSHOT_MAGIC.to_vec();
+        for entry in self.tree.iter() {
+            let (k, v) = entry?;
+            for part in [&k, &v] {
+                let len = u32::try_from(part.len()).map_err(codec)?;
+                out.extend_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(part);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces the whole state with a snapshot made by [`StateMachine::export_snapshot`].
+    pub fn import_snapshot(&self, data: &[u8]) -> Result<()> {
+        let _applier = self
+            .apply_lock
+            .lock()
+            .map_err(|_| MetaError::Corrupt("a previous apply panicked".into()))?;
+        let body = data
+            .strip_prefix(SNAPSHOT_MAGIC.as_slice())
+            .ok_or_else(|| MetaError::Corrupt("snapshot has no header".into()))?;
+        let mut batch = sled::Batch::default();
+        let mut incoming = std::collections::BTreeSet::new();
+        let mut rest = body;
+        while !rest.is_empty() {
+            let (k, r) = take_chunk(rest)?;
+            let (v, r) = take_chunk(r)?;
+            incoming.insert(k.to_vec());
+            batch.insert(k, v);
+            rest = r;
+        }
+        for entry in self.tree.iter() {
+            let (k, _) = entry?;
+            if !incoming.contains(k.as_ref()) {
+                batch.remove(k);
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Flushes the state to disk. Not needed for safety (the Raft log is durable and replay is
+    /// exact); used before snapshots and at shutdown to shorten replay.
+    pub fn flush(&self) -> Result<()> {
+        self.tree.flush()?;
+        Ok(())
+    }
+}
+
+fn take_chunk(data: &[u8]) -> Result<(&[u8], &[u8])> {
+    let corrupt = || MetaError::Corrupt("truncated snapshot".into());
+    let (len, rest) = data.split_first_chunk::<4>().ok_or_else(corrupt)?;
+    let len = u32::from_be_bytes(*len) as usize;
+    if rest.len() < len {
+        return Err(corrupt());
+    }
+    Ok(rest.split_at(len))
+}
+
+fn parse_digest(bytes: &[u8]) -> Result<Digest> {
+    std::str::from_utf8(bytes)
+        .map_err(|e| MetaError::Corrupt(e.to_string()))?
+        .parse()
+        .map_err(|e: gati_core::CoreError| MetaError::Corrupt(e.to_string()))
+}
+
+fn tag_from_key(key: &[u8], prefix_len: usize) -> Result<Tag> {
+    std::str::from_utf8(&key[prefix_len..])
+        .map_err(|e| MetaError::Corrupt(e.to_string()))?
+        .parse()
+        .map_err(|e: gati_core::CoreError| MetaError::Corrupt(e.to_string()))
+}
