@@ -9,7 +9,6 @@
 
 pub mod error;
 mod keys;
-#[cfg(any())]
 pub mod log_store;
 pub mod state_machine;
 
@@ -19,7 +18,6 @@ mod tests;
 use std::path::Path;
 
 pub use error::{MetaError, Result};
-#[cfg(any())]
 pub use log_store::LogStore;
 pub use state_machine::StateMachine;
 

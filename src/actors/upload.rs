@@ -1,0 +1,318 @@
+//! Upload-session actors: one per live chunked upload, owning that upload's writer.
+//!
+//! A session's chunks must be appended in order and never concurrently, so each session is an
+//! actor. A whole request body is handed over in one message and consumed by the actor, which
+//! gives natural backpressure (the body is read only as fast as the writer accepts it) and keeps
+//! bytes out of the unbounded ractor mailbox. Sessions stop after an idle period and are resumed
+//! from the blob store on demand, which is also how uploads survive a server restart.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use gati_blob::{BlobErrorKind, BlobStore, ByteStream, UploadWriter};
+use gati_core::{Digest, RepoName, UploadId};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tracing::{debug, warn};
+
+use super::error::{ActorError, Result};
+
+/// Messages of an [`UploadSessionActor`].
+pub enum UploadSessionMsg {
+    /// Appends a request body; `start` is the chunk's claimed first byte, if the client sent one.
+    /// Replies with the new offset.
+    Append {
+        /// The claimed first byte (`Content-Range` start).
+        start: Option<u64>,
+        /// The chunk's bytes.
+        body: ByteStream,
+        /// Receives the new offset.
+        reply: RpcReplyPort<Result<u64>>,
+    },
+    /// Replies with the number of bytes the session holds.
+    Status {
+        /// Receives the offset.
+        reply: RpcReplyPort<u64>,
+    },
+    /// Appends an optional last chunk, verifies against `expected` and commits the blob; the
+    /// session ends whatever the outcome. Replies with the blob size.
+    Finish {
+        /// The last chunk, if the PUT carried one.
+        body: Option<ByteStream>,
+        /// The claimed first byte of that chunk.
+        start: Option<u64>,
+        /// The digest the client says the content has.
+        expected: Digest,
+        /// Receives the size.
+        reply: RpcReplyPort<Result<u64>>,
+    },
+    /// Discards the session.
+    Cancel {
+        /// Receives the outcome.
+        reply: RpcReplyPort<Result<()>>,
+    },
+    /// Periodic check that stops the actor after its idle period.
+    IdleCheck,
+}
+
+/// The actor owning one upload session.
+pub struct UploadSessionActor;
+
+/// Start-up arguments of an [`UploadSessionActor`].
+pub struct UploadSessionArgs {
+    id: UploadId,
+    writer: Box<dyn UploadWriter>,
+    blobs: Arc<dyn BlobStore>,
+    idle_timeout: Duration,
+    live: LiveSessions,
+}
+
+/// State of an [`UploadSessionActor`].
+pub struct UploadSessionState {
+    id: UploadId,
+    /// `None` once the session is finished or cancelled.
+    writer: Option<Box<dyn UploadWriter>>,
+    blobs: Arc<dyn BlobStore>,
+    idle_timeout: Duration,
+    last_used: Instant,
+    live: LiveSessions,
+}
+
+async fn append(writer: &mut dyn UploadWriter, start: Option<u64>, mut body: ByteStream) -> Result<u64> {
+    if let Some(start) = start
+        && start != writer.offset()
+    {
+        return Err(ActorError::ChunkOutOfOrder { start, offset: writer.offset() });
+    }
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(ActorError::BodyFailed)?;
+        if !chunk.is_empty() {
+            writer.write(chunk).await?;
+        }
+    }
+    // Acknowledged bytes must survive a crash: a client resumes from the offset we report.
+    writer.sync().await?;
+    Ok(writer.offset())
+}
+
+impl Actor for UploadSessionActor {
+    type Msg = UploadSessionMsg;
+    type State = UploadSessionState;
+    type Arguments = UploadSessionArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: UploadSessionArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let period = (args.idle_timeout / 4).max(Duration::from_millis(50));
+        myself.send_interval(period, || UploadSessionMsg::IdleCheck);
+        Ok(UploadSessionState {
+            id: args.id,
+            writer: Some(args.writer),
+            blobs: args.blobs,
+            idle_timeout: args.idle_timeout,
+            last_used: Instant::now(),
+            live: args.live,
+        })
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        state.live.remove(&state.id);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.last_used = Instant::now();
+        match msg {
+            UploadSessionMsg::Append { start, body, reply } => {
+                let outcome = match state.writer.as_mut() {
+                    Some(writer) => append(writer.as_mut(), start, body).await,
+                    None => Err(ActorError::UploadUnknown(state.id.clone())),
+                };
+                if let Err(ActorError::Blob(e)) = &outcome {
+                    // A failed writer is poisoned; drop it so the next request resumes from disk.
+                    warn!(upload = %state.id, error = %e, "upload write failed");
+                    state.writer = None;
+                    myself.stop(None);
+                }
+                let _ = reply.send(outcome);
+            }
+            UploadSessionMsg::Status { reply } => {
+                let _ = reply.send(state.writer.as_ref().map_or(0, |w| w.offset()));
+            }
+            UploadSessionMsg::Finish { body, start, expected, reply } => {
+                let outcome = match state.writer.take() {
+                    None => Err(ActorError::UploadUnknown(state.id.clone())),
+                    Some(mut writer) => {
+                        let appended = match body {
+                            Some(body) => append(writer.as_mut(), start, body).await.map(|_| ()),
+                            None => Ok(()),
+                        };
+                        match appended {
+                            Ok(()) => writer.finish(&expected).await.map_err(|e| match e.kind() {
+                                BlobErrorKind::DigestMismatch => ActorError::DigestMismatch(expected.clone()),
+                                _ => ActorError::Blob(e),
+                            }),
+                            Err(e) => {
+                                // Keep the session resumable: the client may retry the last chunk.
+                                state.writer = Some(writer);
+                                let _ = reply.send(Err(e));
+                                return Ok(());
+                            }
+                        }
+                    }
+                };
+                let _ = reply.send(outcome);
+                myself.stop(None);
+            }
+            UploadSessionMsg::Cancel { reply } => {
+                state.writer = None;
+                let _ = reply.send(state.blobs.abort_upload(&state.id).await.map_err(ActorError::from));
+                myself.stop(None);
+            }
+            UploadSessionMsg::IdleCheck => {
+                if state.last_used.elapsed() >= state.idle_timeout {
+                    debug!(upload = %state.id, "upload session idle, parking it");
+                    myself.stop(None);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The live session actors by id, shared with the actors so they can deregister when they stop.
+#[derive(Clone, Default)]
+struct LiveSessions(Arc<Mutex<HashMap<UploadId, (RepoName, ActorRef<UploadSessionMsg>)>>>);
+
+impl LiveSessions {
+    fn get(&self, id: &UploadId) -> Option<(RepoName, ActorRef<UploadSessionMsg>)> {
+        self.0.lock().expect("live sessions lock poisoned").get(id).cloned()
+    }
+
+    fn insert(&self, id: UploadId, repo: RepoName, actor: ActorRef<UploadSessionMsg>) {
+        self.0.lock().expect("live sessions lock poisoned").insert(id, (repo, actor));
+    }
+
+    fn remove(&self, id: &UploadId) {
+        self.0.lock().expect("live sessions lock poisoned").remove(id);
+    }
+}
+
+/// Finds or starts the actor of an upload session.
+#[derive(Clone)]
+pub struct UploadDirectory {
+    blobs: Arc<dyn BlobStore>,
+    live: LiveSessions,
+    idle_timeout: Duration,
+}
+
+impl UploadDirectory {
+    /// Creates a directory over a blob store; sessions park after `idle_timeout` without requests.
+    pub fn new(blobs: Arc<dyn BlobStore>, idle_timeout: Duration) -> Self {
+        UploadDirectory { blobs, live: LiveSessions::default(), idle_timeout }
+    }
+
+    async fn spawn(&self, id: UploadId, repo: RepoName, writer: Box<dyn UploadWriter>) -> Result<ActorRef<UploadSessionMsg>> {
+        let args = UploadSessionArgs {
+            id: id.clone(),
+            writer,
+            blobs: self.blobs.clone(),
+            idle_timeout: self.idle_timeout,
+            live: self.live.clone(),
+        };
+        let (actor, _) = Actor::spawn(None, UploadSessionActor, args)
+            .await
+            .map_err(|e| ActorError::Unavailable(e.to_string()))?;
+        self.live.insert(id, repo, actor.clone());
+        Ok(actor)
+    }
+
+    /// Begins a new upload session in `repo`.
+    pub async fn begin(&self, repo: &RepoName) -> Result<UploadId> {
+        let id = UploadId::from_random(rand::random());
+        let writer = self.blobs.begin_upload(&id, repo).await?;
+        self.spawn(id.clone(), repo.clone(), writer).await?;
+        Ok(id)
+    }
+
+    /// Returns the actor of a session of `repo`, resuming a parked session from the blob store.
+    async fn session(&self, repo: &RepoName, id: &UploadId) -> Result<ActorRef<UploadSessionMsg>> {
+        // A parked actor may still be dropping its writer; the store reports that as busy.
+        for _ in 0..100 {
+            if let Some((owner, actor)) = self.live.get(id) {
+                if &owner != repo {
+                    return Err(ActorError::UploadUnknown(id.clone()));
+                }
+                return Ok(actor);
+            }
+            match self.blobs.resume_upload(id).await {
+                Ok(None) => return Err(ActorError::UploadUnknown(id.clone())),
+                Ok(Some((info, writer))) => {
+                    if &info.repo != repo {
+                        return Err(ActorError::UploadUnknown(id.clone()));
+                    }
+                    return self.spawn(id.clone(), info.repo, writer).await;
+                }
+                Err(e) if e.kind() == BlobErrorKind::UploadBusy => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ActorError::Unavailable(format!("upload {id} stayed busy")))
+    }
+
+    /// Appends a chunk to a session; returns the new offset.
+    pub async fn append(&self, repo: &RepoName, id: &UploadId, start: Option<u64>, body: ByteStream) -> Result<u64> {
+        let actor = self.session(repo, id).await?;
+        call(&actor, |reply| UploadSessionMsg::Append { start, body, reply }).await?
+    }
+
+    /// Returns how many bytes a session holds.
+    pub async fn status(&self, repo: &RepoName, id: &UploadId) -> Result<u64> {
+        let actor = self.session(repo, id).await?;
+        call(&actor, |reply| UploadSessionMsg::Status { reply }).await
+    }
+
+    /// Appends an optional last chunk, verifies and commits the blob; returns its size.
+    pub async fn finish(
+        &self,
+        repo: &RepoName,
+        id: &UploadId,
+        start: Option<u64>,
+        body: Option<ByteStream>,
+        expected: Digest,
+    ) -> Result<u64> {
+        let actor = self.session(repo, id).await?;
+        call(&actor, |reply| UploadSessionMsg::Finish { body, start, expected, reply }).await?
+    }
+
+    /// Discards a session.
+    pub async fn cancel(&self, repo: &RepoName, id: &UploadId) -> Result<()> {
+        let actor = self.session(repo, id).await?;
+        call(&actor, |reply| UploadSessionMsg::Cancel { reply }).await?
+    }
+}
+
+/// Sends a request to an actor and waits for its reply, turning a stopped actor into
+/// [`ActorError::Unavailable`].
+pub(crate) async fn call<M, T>(actor: &ActorRef<M>, msg: impl FnOnce(RpcReplyPort<T>) -> M) -> Result<T>
+where
+    M: ractor::Message,
+    T: Send + 'static,
+{
+    match actor.call(msg, None).await {
+        Ok(ractor::rpc::CallResult::Success(value)) => Ok(value),
+        Ok(ractor::rpc::CallResult::Timeout) => Err(ActorError::Unavailable("actor timed out".into())),
+        Ok(ractor::rpc::CallResult::SenderError) => Err(ActorError::Unavailable("actor stopped before replying".into())),
+        Err(e) => Err(ActorError::Unavailable(e.to_string())),
+    }
+}

@@ -1,0 +1,89 @@
+//! `/v2/<name>/tags/list`, `/v2/_catalog` and `/v2/<name>/referrers/<digest>`.
+
+use std::collections::HashMap;
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gati_core::{Digest, RepoName};
+use serde_json::json;
+
+use super::error::OciError;
+use super::headers::{self, OCI_FILTERS_APPLIED};
+use crate::registry::{Page, Registry};
+
+type Query = HashMap<String, String>;
+
+/// The most entries one page returns, whatever `n` asks for.
+const MAX_PAGE: usize = 10_000;
+
+/// Reads `n` (page size) and `last` (exclusive start). Without `n`, everything up to [`MAX_PAGE`].
+fn pagination(query: &Query) -> Result<(usize, Option<&str>), OciError> {
+    let n = match query.get("n") {
+        None => MAX_PAGE,
+        Some(n) => n.parse::<usize>().map_err(|_| {
+            OciError::new(StatusCode::BAD_REQUEST, "PAGINATION_NUMBER_INVALID", format!("invalid page size {n:?}"))
+        })?,
+    };
+    Ok((n.min(MAX_PAGE), query.get("last").map(String::as_str)))
+}
+
+/// A JSON page with a `Link` to the next one when more follow.
+fn page_response<T: ToString>(body: serde_json::Value, page: &Page<T>, base: &str, n: usize) -> Response {
+    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
+    if page.more
+        && let Some(last) = page.items.last()
+    {
+        let link = format!("<{base}?n={n}&last={}>; rel=\"next\"", last.to_string());
+        response.headers_mut().insert(header::LINK, headers::value(link));
+    }
+    response
+}
+
+/// Lists a repository's tags.
+pub async fn list_tags(registry: &Registry, repo: &RepoName, query: &Query) -> Result<Response, OciError> {
+    let (n, last) = pagination(query)?;
+    let page = registry.list_tags(repo, last, n).await?;
+    let tags: Vec<&str> = page.items.iter().map(|t| t.as_str()).collect();
+    let body = json!({ "name": repo.as_str(), "tags": tags });
+    Ok(page_response(body, &page, &format!("/v2/{repo}/tags/list"), n))
+}
+
+/// Lists repositories.
+pub async fn catalog(registry: &Registry, query: &Query) -> Result<Response, OciError> {
+    let (n, last) = pagination(query)?;
+    let page = registry.catalog(last, n).await?;
+    let repositories: Vec<&str> = page.items.iter().map(|r| r.as_str()).collect();
+    Ok(page_response(json!({ "repositories": repositories }), &page, "/v2/_catalog", n))
+}
+
+/// Lists the referrers of a manifest as an OCI image index (OCI distribution spec 1.1).
+pub async fn referrers(registry: &Registry, repo: &RepoName, subject: &Digest, query: &Query) -> Result<Response, OciError> {
+    let artifact_type = query.get("artifactType").map(String::as_str);
+    let records = registry.referrers(repo, subject, artifact_type).await?;
+    let manifests: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            let mut d = json!({ "mediaType": r.media_type.as_str(), "digest": r.digest.to_string(), "size": r.size });
+            if let Some(at) = &r.artifact_type {
+                d["artifactType"] = json!(at.as_str());
+            }
+            if !r.annotations.is_empty() {
+                d["annotations"] = json!(r.annotations);
+            }
+            d
+        })
+        .collect();
+    let body = json!({
+        "schemaVersion": 2,
+        "mediaType": gati_core::media_type::OCI_INDEX,
+        "manifests": manifests,
+    });
+    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, headers::value(gati_core::media_type::OCI_INDEX.to_owned()));
+    if artifact_type.is_some() {
+        response.headers_mut().insert(OCI_FILTERS_APPLIED, headers::value("artifactType".into()));
+    }
+    Ok(response)
+}

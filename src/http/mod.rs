@@ -1,0 +1,202 @@
+//! The HTTP surface (axum): the OCI distribution API under `/v2/`, and operations endpoints
+//! (`/healthz`, `/readyz`, `/metrics`).
+//!
+//! Owns path parsing into a typed [`endpoint::Endpoint`], protocol headers and error bodies. Calls
+//! only the [`Registry`] facade; never Raft, sled or the blob store. The only layer that imports
+//! axum and http types.
+
+mod blobs;
+pub mod endpoint;
+pub mod error;
+mod headers;
+mod listing;
+mod manifests;
+mod uploads;
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use futures_util::TryStreamExt;
+use gati_blob::ByteStream;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tracing::Instrument;
+
+use crate::registry::Registry;
+use endpoint::Endpoint;
+use error::OciError;
+
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub struct HttpState {
+    registry: Registry,
+    metrics: Option<PrometheusHandle>,
+}
+
+/// Builds the router over a registry; `metrics` renders `/metrics` when a recorder is installed.
+pub fn router(registry: Registry, metrics: Option<PrometheusHandle>) -> Router {
+    Router::new()
+        .route("/v2", any(dispatch))
+        .route("/v2/", any(dispatch))
+        .route("/v2/{*rest}", any(dispatch))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .fallback(|| async { OciError::not_found() })
+        .layer(middleware::from_fn(observe))
+        .with_state(HttpState { registry, metrics })
+}
+
+async fn readyz(State(state): State<HttpState>) -> Response {
+    if state.registry.ready().await {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn render_metrics(State(state): State<HttpState>) -> Response {
+    match state.metrics {
+        Some(handle) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics recorder not installed\n").into_response(),
+    }
+}
+
+static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// Gives each request an id and a tracing span, and records its outcome and latency.
+async fn observe(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
+    let method = request.method().clone();
+    let span = tracing::debug_span!("request", id, method = %method, path = %request.uri().path());
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status();
+    span.in_scope(|| tracing::debug!(status = status.as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "served"));
+    metrics::counter!("gati_http_requests_total", "method" => method.to_string(), "status" => status.as_str().to_owned())
+        .increment(1);
+    metrics::histogram!("gati_http_request_duration_seconds", "method" => method.to_string())
+        .record(started.elapsed().as_secs_f64());
+    if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+/// Turns a request body into the stream the facade consumes.
+fn byte_stream(body: Body) -> ByteStream {
+    Box::pin(body.into_data_stream().map_err(io::Error::other))
+}
+
+/// An empty response with a status.
+fn empty(status: StatusCode) -> Response {
+    (status, [(header::CONTENT_LENGTH, "0")]).into_response()
+}
+
+/// Decodes `%XX` escapes in a path; names, tags and digests are validated after decoding.
+fn percent_decode(path: &str) -> Option<String> {
+    if !path.contains('%') {
+        return Some(path.to_owned());
+    }
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The one `/v2` handler: parses the endpoint, then hands off to the resource's handler.
+async fn dispatch(State(state): State<HttpState>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let Some(path) = percent_decode(uri.path()) else {
+        return OciError::not_found().into_response();
+    };
+    let rest = path.strip_prefix("/v2").unwrap_or_default();
+    let endpoint = match endpoint::parse(rest) {
+        None => return OciError::not_found().into_response(),
+        Some(Err(e)) => return OciError::from(e).into_response(),
+        Some(Ok(endpoint)) => endpoint,
+    };
+    let query: HashMap<String, String> = Query::try_from_uri(&uri).map(|Query(q)| q).unwrap_or_default();
+    let registry = &state.registry;
+    let head = method == Method::HEAD;
+    let outcome = match (endpoint, method) {
+        (Endpoint::Base, Method::GET | Method::HEAD) => Ok(base()),
+        (Endpoint::Catalog, Method::GET) => listing::catalog(registry, &query).await,
+        (Endpoint::Tags(repo), Method::GET) => listing::list_tags(registry, &repo, &query).await,
+        (Endpoint::Referrers(repo, digest), Method::GET) => listing::referrers(registry, &repo, &digest, &query).await,
+        (Endpoint::Manifest(repo, reference), Method::GET | Method::HEAD) => {
+            manifests::get_manifest(registry, &repo, &reference, &headers, head).await
+        }
+        (Endpoint::Manifest(repo, reference), Method::PUT) => {
+            manifests::put_manifest(registry, repo, reference, &headers, body).await
+        }
+        (Endpoint::Manifest(repo, reference), Method::DELETE) => {
+            manifests::delete_manifest(registry, &repo, &reference).await
+        }
+        (Endpoint::Blob(repo, digest), Method::GET | Method::HEAD) => {
+            blobs::get_blob(registry, &repo, &digest, &headers, head).await
+        }
+        (Endpoint::Blob(repo, digest), Method::DELETE) => blobs::delete_blob(registry, &repo, &digest).await,
+        (Endpoint::StartUpload(repo), Method::POST) => uploads::post_blob_upload(registry, repo, &query, body).await,
+        (Endpoint::Upload(repo, id), Method::PATCH) => {
+            uploads::patch_blob_upload(registry, &repo, &id, &headers, body).await
+        }
+        (Endpoint::Upload(repo, id), Method::PUT) => {
+            uploads::put_blob_upload(registry, &repo, &id, &query, &headers, body).await
+        }
+        (Endpoint::Upload(repo, id), Method::GET) => uploads::get_blob_upload(registry, &repo, &id).await,
+        (Endpoint::Upload(repo, id), Method::DELETE) => uploads::delete_blob_upload(registry, &repo, &id).await,
+        _ => Err(OciError::method_not_allowed()),
+    };
+    match outcome {
+        Ok(response) => response,
+        Err(e) if head => {
+            // A HEAD answer carries the status and headers of the GET, without its body.
+            let mut response = e.into_response();
+            *response.body_mut() = Body::empty();
+            response.headers_mut().remove(header::CONTENT_LENGTH);
+            response
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /v2/`: the API version check clients start with.
+fn base() -> Response {
+    (
+        StatusCode::OK,
+        [("docker-distribution-api-version", "registry/2.0"), (header::CONTENT_TYPE.as_str(), "application/json")],
+        "{}",
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("/v2/a/blobs/sha256%3Aab").as_deref(), Some("/v2/a/blobs/sha256:ab"));
+        assert_eq!(percent_decode("/plain").as_deref(), Some("/plain"));
+        assert_eq!(percent_decode("/bad%zz"), None);
+        assert_eq!(percent_decode("/short%4"), None);
+    }
+}

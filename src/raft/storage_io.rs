@@ -1,0 +1,64 @@
+//! The boundary between openraft's async storage calls and the synchronous `gati-meta` stores.
+//!
+//! Owns what both storage adapters need: running a store call off the async worker threads, and the
+//! byte encoding of consensus metadata kept in the stores' opaque values (entries, votes, log ids,
+//! applied positions). It may call tokio's blocking pool and `serde_json`; it must not call sled
+//! (that stays behind `gati-meta`).
+//!
+//! Why `spawn_blocking` rather than `block_in_place`: sled calls can block on disk IO (page-ins,
+//! segment rotation), and a stalled worker thread on this 2-core machine would stall every task
+//! scheduled on it, including openraft's core loop. `block_in_place` avoids a thread hop but panics
+//! on a current-thread runtime (the default of `#[tokio::test]`) and makes tokio hand the worker's
+//! other tasks to a freshly started worker on every call; `spawn_blocking` works on every runtime
+//! flavour and only costs a hand-off to the blocking pool, small next to the fsync that follows
+//! every log write.
+#![allow(
+    clippy::result_large_err,
+    reason = "openraft's storage traits fix `StorageError` (over 200 bytes) as the error type"
+)]
+
+use openraft::{ErrorSubject, ErrorVerb, StorageIOError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::types::StorageError;
+
+/// Runs a synchronous store call on tokio's blocking pool and returns its result.
+///
+/// A panic in `f` is resumed here, in the caller's task, so a bug surfaces as the panic it is
+/// rather than as a storage error. If the runtime is shutting down and the call never ran, the
+/// result is a storage error with the given `verb`.
+pub(super) async fn run_blocking<T, F>(verb: ErrorVerb, f: F) -> Result<T, StorageError>
+where
+    F: FnOnce() -> Result<T, StorageError> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(join) => Err(StorageIOError::new(ErrorSubject::Store, verb, &join).into()),
+    }
+}
+
+/// Encodes consensus metadata for storage. JSON: small values, readable in a debugger, and the
+/// same encoding openraft's serde derives were written for.
+pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(value)
+}
+
+/// Decodes what [`encode`] wrote.
+pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    serde_json::from_slice(bytes)
+}
+
+/// Builds the storage error openraft expects from any error: what was touched, how, and why.
+pub(super) fn storage_error<E>(
+    subject: ErrorSubject<u64>,
+    verb: ErrorVerb,
+    error: &E,
+) -> StorageError
+where
+    E: std::error::Error + 'static,
+{
+    StorageIOError::new(subject, verb, error).into()
+}

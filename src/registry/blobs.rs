@@ -1,0 +1,72 @@
+//! Blob operations of the facade: stat, read, delete, cross-repository mount.
+
+use gati_blob::ByteStream;
+use gati_core::command::Rejection;
+use gati_core::range::{ByteRange, Satisfiable};
+use gati_core::{Applied, Command, Digest, RepoName};
+
+use super::error::{RegistryError, Result};
+use super::manifests::unexpected;
+use super::Registry;
+
+/// Blob bytes as served.
+pub struct BlobContent {
+    /// The blob's whole size.
+    pub size: u64,
+    /// The inclusive range served, when a range was asked for.
+    pub range: Option<(u64, u64)>,
+    /// The bytes.
+    pub stream: ByteStream,
+}
+
+impl Registry {
+    /// Returns a blob's size if it is linked into the repository.
+    pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
+        self.inner.state.blob_link(repo, digest)?.ok_or(RegistryError::BlobUnknown)
+    }
+
+    /// Streams a blob, or one byte range of it.
+    pub async fn get_blob(&self, repo: &RepoName, digest: &Digest, range: Option<ByteRange>) -> Result<BlobContent> {
+        let size = self.stat_blob(repo, digest).await?;
+        let range = match range.map(|r| r.resolve(size)) {
+            None => None,
+            Some(Satisfiable::Range { start, end }) => Some((start, end)),
+            Some(Satisfiable::Unsatisfiable) => return Err(RegistryError::RangeNotSatisfiable { size }),
+        };
+        let read = self.inner.blobs.read(digest, range).await?;
+        Ok(BlobContent { size: read.size_total, range: read.range, stream: read.stream })
+    }
+
+    /// Removes a blob from a repository. The bytes are reclaimed by garbage collection once no
+    /// repository links them.
+    pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
+        let command = Command::UnlinkBlob { repo: repo.clone(), digest: digest.clone() };
+        match self.inner.namespaces.propose(command).await? {
+            Applied::BlobUnlinked => Ok(()),
+            Applied::Rejected(Rejection::BlobUnknown { .. }) => Err(RegistryError::BlobUnknown),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Links a blob that `from` holds into `repo` without moving bytes. Returns the size, or `None`
+    /// when `from` does not hold it (the client then uploads normally).
+    pub async fn mount_blob(&self, repo: &RepoName, from: &RepoName, digest: &Digest) -> Result<Option<u64>> {
+        let Some(size) = self.inner.state.blob_link(from, digest)? else {
+            return Ok(None);
+        };
+        if self.inner.blobs.stat(digest).await?.is_none() {
+            return Ok(None);
+        }
+        self.link_blob(repo, digest, size).await?;
+        Ok(Some(size))
+    }
+
+    /// Proposes the link of verified, durable content into a repository.
+    pub(super) async fn link_blob(&self, repo: &RepoName, digest: &Digest, size: u64) -> Result<()> {
+        let command = Command::LinkBlob { repo: repo.clone(), digest: digest.clone(), size };
+        match self.inner.namespaces.propose(command).await? {
+            Applied::BlobLinked { .. } => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+}

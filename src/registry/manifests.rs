@@ -1,0 +1,164 @@
+//! Manifest operations of the facade: push, pull, delete, referrers.
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use gati_blob::digest_of;
+use gati_core::command::Rejection;
+use gati_core::manifest::{MAX_MANIFEST_BYTES, parse_manifest};
+use gati_core::{Applied, Command, Digest, DigestAlgorithm, ManifestRecord, Reference, RepoName, TagCondition};
+
+use super::error::{RegistryError, Result};
+use super::Registry;
+use crate::actors::ActorError;
+
+/// A manifest as served: its identity, media type and exact bytes.
+#[derive(Clone, Debug)]
+pub struct ManifestContent {
+    /// The digest of `bytes`.
+    pub digest: Digest,
+    /// The media type to serve it with.
+    pub media_type: String,
+    /// The bytes exactly as pushed.
+    pub bytes: Bytes,
+}
+
+/// A manifest push.
+#[derive(Debug)]
+pub struct PutManifestRequest {
+    /// The repository.
+    pub repo: RepoName,
+    /// The tag or digest it is pushed by.
+    pub reference: Reference,
+    /// The request's media type, without parameters.
+    pub content_type: Option<String>,
+    /// The manifest bytes.
+    pub body: Bytes,
+    /// The conditional-update precondition on the tag, if any.
+    pub condition: Option<TagCondition>,
+}
+
+/// The outcome of a successful manifest push.
+#[derive(Clone, Debug)]
+pub struct PushedManifest {
+    /// The manifest's digest.
+    pub digest: Digest,
+    /// The manifest's `subject`, which the client is told about (`OCI-Subject`).
+    pub subject: Option<Digest>,
+}
+
+impl Registry {
+    /// Resolves a reference to a manifest record. Tags are read linearizably: after a successful
+    /// tag update anywhere, no read returns the older target.
+    async fn resolve(&self, repo: &RepoName, reference: &Reference) -> Result<ManifestRecord> {
+        let state = &self.inner.state;
+        let digest = match reference {
+            Reference::Digest(d) => d.clone(),
+            Reference::Tag(tag) => {
+                self.inner.raft.ensure_linearizable().await.map_err(ActorError::from)?;
+                state.tag(repo, tag)?.ok_or(RegistryError::ManifestUnknown)?
+            }
+        };
+        state.manifest(repo, &digest)?.ok_or(RegistryError::ManifestUnknown)
+    }
+
+    /// Returns a manifest by tag or digest.
+    pub async fn get_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<ManifestContent> {
+        let record = self.resolve(repo, reference).await?;
+        let bytes = match self.inner.manifest_cache.get(&record.digest) {
+            Some(bytes) => bytes,
+            None => {
+                let bytes = self.read_small_blob(&record.digest, record.size).await?;
+                self.inner.manifest_cache.insert(record.digest.clone(), bytes.clone());
+                bytes
+            }
+        };
+        Ok(ManifestContent { digest: record.digest, media_type: record.media_type.to_string(), bytes })
+    }
+
+    async fn read_small_blob(&self, digest: &Digest, size: u64) -> Result<Bytes> {
+        let mut read = self.inner.blobs.read(digest, None).await?;
+        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(MAX_MANIFEST_BYTES));
+        while let Some(chunk) = read.stream.next().await {
+            let chunk = chunk.map_err(|e| RegistryError::internal(&e, "reading manifest bytes"))?;
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(buf))
+    }
+
+    /// Validates and stores a manifest, and points its tag at it when pushed by tag.
+    ///
+    /// The bytes are durable in the blob store before the command that refers to them is proposed
+    /// ("bytes before pointers"), and the reply comes only after that command is applied.
+    pub async fn put_manifest(&self, request: PutManifestRequest) -> Result<PushedManifest> {
+        let PutManifestRequest { repo, reference, content_type, body, condition } = request;
+        if body.len() > MAX_MANIFEST_BYTES {
+            return Err(RegistryError::ManifestTooLarge { limit: MAX_MANIFEST_BYTES });
+        }
+        let parsed = parse_manifest(content_type.as_deref(), &body)?;
+        let (digest, tag) = match reference {
+            Reference::Digest(claimed) => {
+                let actual = digest_of(claimed.algorithm(), &body);
+                if actual != claimed {
+                    return Err(RegistryError::DigestInvalid(format!(
+                        "manifest content has digest {actual}, not {claimed}"
+                    )));
+                }
+                (claimed, None)
+            }
+            Reference::Tag(tag) => (digest_of(DigestAlgorithm::Sha256, &body), Some(tag)),
+        };
+        let subject = parsed.subject.as_ref().map(|s| s.digest.clone());
+        let record = ManifestRecord {
+            digest: digest.clone(),
+            kind: parsed.kind,
+            media_type: parsed.kind.media_type().parse()?,
+            size: body.len() as u64,
+            blobs: parsed.required_blobs(),
+            manifests: parsed.required_manifests(),
+            subject: subject.clone(),
+            artifact_type: parsed.referrer_artifact_type(),
+            annotations: parsed.annotations,
+        };
+        self.inner.blobs.put_verified(&digest, body.clone()).await?;
+        let command = Command::PutManifest { repo, record, tag, condition };
+        match self.inner.namespaces.propose(command).await? {
+            Applied::ManifestPut { .. } => {
+                self.inner.manifest_cache.insert(digest.clone(), body);
+                Ok(PushedManifest { digest, subject })
+            }
+            Applied::Rejected(Rejection::BlobUnknown { digest })
+            | Applied::Rejected(Rejection::ManifestUnknown { digest }) => Err(RegistryError::ManifestBlobUnknown(digest)),
+            Applied::Rejected(Rejection::TagConditionFailed { current }) => Err(RegistryError::PreconditionFailed { current }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Deletes a manifest (by digest, with every tag pointing at it) or one tag (by tag).
+    pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+        let command = match reference {
+            Reference::Digest(digest) => Command::DeleteManifest { repo: repo.clone(), digest: digest.clone() },
+            Reference::Tag(tag) => Command::DeleteTag { repo: repo.clone(), tag: tag.clone() },
+        };
+        match self.inner.namespaces.propose(command).await? {
+            Applied::ManifestDeleted { .. } | Applied::TagDeleted => Ok(()),
+            Applied::Rejected(_) => Err(RegistryError::ManifestUnknown),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Lists the manifests whose `subject` is `subject`, optionally only those of one artifact
+    /// type, in digest order.
+    pub async fn referrers(&self, repo: &RepoName, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<ManifestRecord>> {
+        let mut records = self.inner.state.referrers(repo, subject)?;
+        if let Some(wanted) = artifact_type {
+            records.retain(|r| r.artifact_type.as_ref().is_some_and(|a| a.as_str() == wanted));
+        }
+        Ok(records)
+    }
+}
+
+/// An outcome the state machine never gives for the command that was proposed: a bug.
+pub(super) fn unexpected(outcome: Applied) -> RegistryError {
+    tracing::error!(?outcome, "state machine answered with an outcome of another command");
+    RegistryError::Internal
+}
