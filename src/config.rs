@@ -33,7 +33,8 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: LogFormat::Text, level: "info".into() }
+        // openraft narrates every election and heartbeat at info; operators want its warnings only.
+        LogConfig { format: LogFormat::Text, level: "info,openraft=warn".into() }
     }
 }
 

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use gati_registry::config::{Config, LogFormat};
 use gati_registry::Node;
+use gati_registry::config::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -105,9 +105,8 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let node = Node::start(&config).await.context("starting node")?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, data_dir = %config.data_dir.display(), "gati registry serving");
     node.serve(listener, Some(metrics), shutdown_signal()).await?;
     Ok(())

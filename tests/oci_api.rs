@@ -1,6 +1,8 @@
 //! The OCI distribution API, end to end through the real router on temporary state: every endpoint,
 //! its headers, and the spec's error bodies; bad input leaves the store consistent.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
@@ -72,9 +74,8 @@ impl Api {
     /// Pushes a blob monolithically and returns its digest.
     async fn push_blob(&self, repo: &str, bytes: &[u8]) -> String {
         let digest = sha256(bytes);
-        let r = self
-            .send(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={digest}"), &[], bytes.to_vec())
-            .await;
+        let r =
+            self.send(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={digest}"), &[], bytes.to_vec()).await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         digest
     }
@@ -106,7 +107,8 @@ fn image_manifest(config: &str, layer: &str, subject: Option<(&str, usize)>) -> 
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": 7}],
     });
     if let Some((digest, size)) = subject {
-        m["subject"] = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size});
+        m["subject"] =
+            json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size});
         m["artifactType"] = json!("application/vnd.example.sbom");
         m["annotations"] = json!({"org.example.kind": "sbom"});
     }
@@ -144,7 +146,9 @@ async fn monolithic_blob_push_pull_head_and_ranges() {
     let ranged = |range: &'static str| {
         let api = &api;
         let digest = digest.clone();
-        async move { api.send(Method::GET, &format!("/v2/library/a/blobs/{digest}"), &[("range", range)], Body::empty()).await }
+        async move {
+            api.send(Method::GET, &format!("/v2/library/a/blobs/{digest}"), &[("range", range)], Body::empty()).await
+        }
     };
     let r = ranged("bytes=10-19").await;
     assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
@@ -173,7 +177,9 @@ async fn wrong_digests_are_refused_and_store_nothing() {
     api.get(&format!("/v2/r/blobs/{right}")).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
     let r = api.send(Method::POST, "/v2/r/blobs/uploads/?digest=sha256:abc", &[], b"x".to_vec()).await;
     r.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
-    let r = api.send(Method::POST, "/v2/r/blobs/uploads/?digest=md5:d41d8cd98f00b204e9800998ecf8427e", &[], b"x".to_vec()).await;
+    let r = api
+        .send(Method::POST, "/v2/r/blobs/uploads/?digest=md5:d41d8cd98f00b204e9800998ecf8427e", &[], b"x".to_vec())
+        .await;
     r.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
     let r = api.get("/v2/_catalog").await;
     assert_eq!(r.json()["repositories"], json!([]), "failed pushes create no repository");
@@ -183,7 +189,8 @@ async fn wrong_digests_are_refused_and_store_nothing() {
 async fn sha512_blobs_are_verified() {
     let api = Api::new().await;
     let digest = format!("sha512:{}", hex::encode(Sha512::digest(b"sha512 content")));
-    let r = api.send(Method::POST, &format!("/v2/r/blobs/uploads/?digest={digest}"), &[], b"sha512 content".to_vec()).await;
+    let r =
+        api.send(Method::POST, &format!("/v2/r/blobs/uploads/?digest={digest}"), &[], b"sha512 content".to_vec()).await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(api.get(&format!("/v2/r/blobs/{digest}")).await.body.as_ref(), b"sha512 content");
 }
@@ -198,14 +205,17 @@ async fn chunked_upload_status_order_and_finish() {
     assert_eq!(r.header("range"), "0-0");
     assert!(!r.header("docker-upload-uuid").is_empty());
 
-    let r = api.send(Method::PATCH, &location, &[("content-range", "0-4"), ("content-length", "5")], b"hello".to_vec()).await;
+    let r = api
+        .send(Method::PATCH, &location, &[("content-range", "0-4"), ("content-length", "5")], b"hello".to_vec())
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert_eq!(r.header("range"), "0-4");
     // A gap is refused with 416 and the upload is unchanged.
     let r = api.send(Method::PATCH, &location, &[("content-range", "7-9")], b"xyz".to_vec()).await;
     r.assert_error(StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID");
     // Content-Length must match the range.
-    let r = api.send(Method::PATCH, &location, &[("content-range", "5-9"), ("content-length", "3")], b"abc".to_vec()).await;
+    let r =
+        api.send(Method::PATCH, &location, &[("content-range", "5-9"), ("content-length", "3")], b"abc".to_vec()).await;
     r.assert_error(StatusCode::BAD_REQUEST, "SIZE_INVALID");
     let r = api.send(Method::GET, &location, &[], Body::empty()).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
@@ -214,12 +224,16 @@ async fn chunked_upload_status_order_and_finish() {
     let r = api.send(Method::PATCH, &location, &[], b" wor".to_vec()).await;
     assert_eq!(r.header("range"), "0-8");
     let digest = sha256(b"hello world");
-    let r = api.send(Method::PUT, &format!("{location}?digest={digest}"), &[("content-range", "9-10")], b"ld".to_vec()).await;
+    let r = api
+        .send(Method::PUT, &format!("{location}?digest={digest}"), &[("content-range", "9-10")], b"ld".to_vec())
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.header("location"), format!("/v2/r/blobs/{digest}"));
     assert_eq!(api.get(&format!("/v2/r/blobs/{digest}")).await.body.as_ref(), b"hello world");
     // The session is gone once finished.
-    api.send(Method::GET, &location, &[], Body::empty()).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+    api.send(Method::GET, &location, &[], Body::empty())
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
 }
 
 #[tokio::test]
@@ -230,7 +244,9 @@ async fn upload_digest_mismatch_cancel_and_foreign_sessions() {
     api.send(Method::PATCH, &location, &[], b"abc".to_vec()).await;
     // Another repository cannot touch this session.
     let foreign = location.replace("/v2/r/", "/v2/other/");
-    api.send(Method::GET, &foreign, &[], Body::empty()).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+    api.send(Method::GET, &foreign, &[], Body::empty())
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
     let r = api.send(Method::PUT, &location, &[], Body::empty()).await;
     r.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
     let wrong = sha256(b"abd");
@@ -241,20 +257,28 @@ async fn upload_digest_mismatch_cancel_and_foreign_sessions() {
     let r = api.send(Method::POST, "/v2/r/blobs/uploads/", &[], Body::empty()).await;
     let location = r.header("location").to_owned();
     assert_eq!(api.send(Method::DELETE, &location, &[], Body::empty()).await.status, StatusCode::NO_CONTENT);
-    api.send(Method::PATCH, &location, &[], b"x".to_vec()).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
-    api.send(Method::GET, "/v2/r/blobs/uploads/../../etc", &[], Body::empty()).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+    api.send(Method::PATCH, &location, &[], b"x".to_vec())
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+    api.send(Method::GET, "/v2/r/blobs/uploads/../../etc", &[], Body::empty())
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
 }
 
 #[tokio::test]
 async fn cross_repository_mount_and_fallback() {
     let api = Api::new().await;
     let digest = api.push_blob("src/repo", b"shared layer").await;
-    let r = api.send(Method::POST, &format!("/v2/dst/repo/blobs/uploads/?mount={digest}&from=src/repo"), &[], Body::empty()).await;
+    let r = api
+        .send(Method::POST, &format!("/v2/dst/repo/blobs/uploads/?mount={digest}&from=src/repo"), &[], Body::empty())
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.header("docker-content-digest"), digest);
     assert_eq!(api.get(&format!("/v2/dst/repo/blobs/{digest}")).await.body.as_ref(), b"shared layer");
     // Unknown source: a normal upload session instead.
-    let r = api.send(Method::POST, &format!("/v2/dst/repo/blobs/uploads/?mount={digest}&from=nowhere"), &[], Body::empty()).await;
+    let r = api
+        .send(Method::POST, &format!("/v2/dst/repo/blobs/uploads/?mount={digest}&from=nowhere"), &[], Body::empty())
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert!(r.header("location").starts_with("/v2/dst/repo/blobs/uploads/"));
 }
@@ -287,7 +311,10 @@ async fn manifests_by_tag_and_digest_with_negotiation() {
     api.send(Method::GET, "/v2/r/manifests/v1", &accept_docker, Body::empty())
         .await
         .assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
-    let accept_both = [("accept", "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json")];
+    let accept_both = [(
+        "accept",
+        "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+    )];
     assert_eq!(api.send(Method::GET, "/v2/r/manifests/v1", &accept_both, Body::empty()).await.status, StatusCode::OK);
     let etag = format!("\"{digest}\"");
     let r = api.send(Method::GET, "/v2/r/manifests/v1", &[("if-none-match", etag.as_str())], Body::empty()).await;
@@ -310,7 +337,9 @@ async fn bad_manifests_get_spec_errors_and_change_nothing() {
     let api = Api::new().await;
     let (_, good) = api.push_image("r", "v1", "a").await;
     api.put_manifest("r", "v1", b"{not json", &[]).await.assert_error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID");
-    api.put_manifest("r", "v1", br#"{"schemaVersion":2}"#, &[]).await.assert_error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID");
+    api.put_manifest("r", "v1", br#"{"schemaVersion":2}"#, &[])
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID");
     let missing = image_manifest(&sha256(b"absent config"), &sha256(b"absent layer"), None);
     let r = api.put_manifest("r", "v1", &missing, &[]).await;
     r.assert_error(StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN");
@@ -479,15 +508,25 @@ async fn deletes_of_tags_manifests_and_blobs() {
     assert_eq!(api.get("/v2/r/manifests/b").await.status, StatusCode::OK, "deleting a tag leaves the others");
     assert_eq!(api.get(&format!("/v2/r/manifests/{d}")).await.status, StatusCode::OK);
 
-    assert_eq!(api.send(Method::DELETE, &format!("/v2/r/manifests/{d}"), &[], Body::empty()).await.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        api.send(Method::DELETE, &format!("/v2/r/manifests/{d}"), &[], Body::empty()).await.status,
+        StatusCode::ACCEPTED
+    );
     api.get(&format!("/v2/r/manifests/{d}")).await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
     api.get("/v2/r/manifests/b").await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
-    api.send(Method::DELETE, &format!("/v2/r/manifests/{d}"), &[], Body::empty()).await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+    api.send(Method::DELETE, &format!("/v2/r/manifests/{d}"), &[], Body::empty())
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
 
     let blob = api.push_blob("r", b"to delete").await;
-    assert_eq!(api.send(Method::DELETE, &format!("/v2/r/blobs/{blob}"), &[], Body::empty()).await.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        api.send(Method::DELETE, &format!("/v2/r/blobs/{blob}"), &[], Body::empty()).await.status,
+        StatusCode::ACCEPTED
+    );
     api.get(&format!("/v2/r/blobs/{blob}")).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
-    api.send(Method::DELETE, &format!("/v2/r/blobs/{blob}"), &[], Body::empty()).await.assert_error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
+    api.send(Method::DELETE, &format!("/v2/r/blobs/{blob}"), &[], Body::empty())
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN");
 }
 
 #[tokio::test]

@@ -14,9 +14,10 @@ pub enum ActorError {
     /// The blob store failed or refused.
     #[error(transparent)]
     Blob(#[from] BlobError),
-    /// Consensus failed (no leader, shutting down, storage).
+    /// Consensus failed (no leader, shutting down, storage). Boxed: openraft's errors are large
+    /// and this enum travels through every reply port.
     #[error(transparent)]
-    Raft(#[from] RaftError),
+    Raft(Box<RaftError>),
     /// The metadata store failed.
     #[error(transparent)]
     Meta(#[from] MetaError),
@@ -40,6 +41,12 @@ pub enum ActorError {
     /// An actor stopped before it answered (shutdown, or a bug that panicked it).
     #[error("actor unavailable: {0}")]
     Unavailable(String),
+}
+
+impl From<RaftError> for ActorError {
+    fn from(e: RaftError) -> Self {
+        ActorError::Raft(Box::new(e))
+    }
 }
 
 impl ActorError {

@@ -70,7 +70,11 @@ impl Actor for NamespaceActor {
     type State = NamespaceState;
     type Arguments = NamespaceState;
 
-    async fn pre_start(&self, myself: ActorRef<Self::Msg>, args: NamespaceState) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: NamespaceState,
+    ) -> Result<Self::State, ActorProcessingErr> {
         let period = (args.idle_timeout / 4).max(Duration::from_millis(50));
         myself.send_interval(period, || NamespaceMsg::IdleCheck);
         Ok(args)
@@ -81,7 +85,12 @@ impl Actor for NamespaceActor {
         Ok(())
     }
 
-    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: Self::Msg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             NamespaceMsg::Propose { command, reply } => {
                 state.last_used = Instant::now();
@@ -150,9 +159,8 @@ impl NamespaceDirectory {
             last_used: Instant::now(),
             live: self.live.clone(),
         };
-        let (actor, _) = Actor::spawn(None, NamespaceActor, args)
-            .await
-            .map_err(|e| ActorError::Unavailable(e.to_string()))?;
+        let (actor, _) =
+            Actor::spawn(None, NamespaceActor, args).await.map_err(|e| ActorError::Unavailable(e.to_string()))?;
         // Two requests may race to start the same namespace; the first registered wins and the
         // loser's actor simply idles out.
         let mut live = self.live.0.lock().expect("live namespaces lock poisoned");

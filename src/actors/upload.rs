@@ -190,15 +190,22 @@ impl Actor for UploadSessionActor {
 
 /// The live session actors by id, shared with the actors so they can deregister when they stop.
 #[derive(Clone, Default)]
-struct LiveSessions(Arc<Mutex<HashMap<UploadId, (RepoName, ActorRef<UploadSessionMsg>)>>>);
+struct LiveSessions(Arc<Mutex<HashMap<UploadId, LiveSession>>>);
+
+/// A running session actor and the repository its upload belongs to.
+#[derive(Clone)]
+struct LiveSession {
+    repo: RepoName,
+    actor: ActorRef<UploadSessionMsg>,
+}
 
 impl LiveSessions {
-    fn get(&self, id: &UploadId) -> Option<(RepoName, ActorRef<UploadSessionMsg>)> {
+    fn get(&self, id: &UploadId) -> Option<LiveSession> {
         self.0.lock().expect("live sessions lock poisoned").get(id).cloned()
     }
 
     fn insert(&self, id: UploadId, repo: RepoName, actor: ActorRef<UploadSessionMsg>) {
-        self.0.lock().expect("live sessions lock poisoned").insert(id, (repo, actor));
+        self.0.lock().expect("live sessions lock poisoned").insert(id, LiveSession { repo, actor });
     }
 
     fn remove(&self, id: &UploadId) {
@@ -220,7 +227,12 @@ impl UploadDirectory {
         UploadDirectory { blobs, live: LiveSessions::default(), idle_timeout }
     }
 
-    async fn spawn(&self, id: UploadId, repo: RepoName, writer: Box<dyn UploadWriter>) -> Result<ActorRef<UploadSessionMsg>> {
+    async fn spawn(
+        &self,
+        id: UploadId,
+        repo: RepoName,
+        writer: Box<dyn UploadWriter>,
+    ) -> Result<ActorRef<UploadSessionMsg>> {
         let args = UploadSessionArgs {
             id: id.clone(),
             writer,
@@ -228,9 +240,8 @@ impl UploadDirectory {
             idle_timeout: self.idle_timeout,
             live: self.live.clone(),
         };
-        let (actor, _) = Actor::spawn(None, UploadSessionActor, args)
-            .await
-            .map_err(|e| ActorError::Unavailable(e.to_string()))?;
+        let (actor, _) =
+            Actor::spawn(None, UploadSessionActor, args).await.map_err(|e| ActorError::Unavailable(e.to_string()))?;
         self.live.insert(id, repo, actor.clone());
         Ok(actor)
     }
@@ -247,11 +258,11 @@ impl UploadDirectory {
     async fn session(&self, repo: &RepoName, id: &UploadId) -> Result<ActorRef<UploadSessionMsg>> {
         // A parked actor may still be dropping its writer; the store reports that as busy.
         for _ in 0..100 {
-            if let Some((owner, actor)) = self.live.get(id) {
-                if &owner != repo {
+            if let Some(live) = self.live.get(id) {
+                if &live.repo != repo {
                     return Err(ActorError::UploadUnknown(id.clone()));
                 }
-                return Ok(actor);
+                return Ok(live.actor);
             }
             match self.blobs.resume_upload(id).await {
                 Ok(None) => return Err(ActorError::UploadUnknown(id.clone())),
@@ -312,7 +323,9 @@ where
     match actor.call(msg, None).await {
         Ok(ractor::rpc::CallResult::Success(value)) => Ok(value),
         Ok(ractor::rpc::CallResult::Timeout) => Err(ActorError::Unavailable("actor timed out".into())),
-        Ok(ractor::rpc::CallResult::SenderError) => Err(ActorError::Unavailable("actor stopped before replying".into())),
+        Ok(ractor::rpc::CallResult::SenderError) => {
+            Err(ActorError::Unavailable("actor stopped before replying".into()))
+        }
         Err(e) => Err(ActorError::Unavailable(e.to_string())),
     }
 }

@@ -91,7 +91,9 @@ mod tests {
     #[test]
     fn names_may_contain_operation_words() {
         let d = format!("sha256:{}", "a".repeat(64));
-        assert!(matches!(ok(&format!("blobs/manifests/blobs/{d}")), Endpoint::Blob(r, _) if r.as_str() == "blobs/manifests"));
+        assert!(
+            matches!(ok(&format!("blobs/manifests/blobs/{d}")), Endpoint::Blob(r, _) if r.as_str() == "blobs/manifests")
+        );
         assert!(matches!(ok("tags/list/tags/list"), Endpoint::Tags(r) if r.as_str() == "tags/list"));
     }
 

@@ -68,12 +68,16 @@ impl From<RegistryError> for OciError {
             BlobUnknown => OciError::new(StatusCode::NOT_FOUND, "BLOB_UNKNOWN", message),
             UploadUnknown => OciError::new(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN", message),
             UploadInvalid(_) => OciError::new(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", message),
-            ChunkOutOfOrder { offset } => OciError::new(StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID", message)
-                .with_header(header::RANGE, super::headers::upload_range(offset)),
+            ChunkOutOfOrder { offset } => {
+                OciError::new(StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID", message)
+                    .with_header(header::RANGE, super::headers::upload_range(offset))
+            }
             DigestInvalid(_) => OciError::new(StatusCode::BAD_REQUEST, "DIGEST_INVALID", message),
             SizeInvalid(_) => OciError::new(StatusCode::BAD_REQUEST, "SIZE_INVALID", message),
-            RangeNotSatisfiable { size } => OciError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE_NOT_SATISFIABLE", message)
-                .with_header(header::CONTENT_RANGE, format!("bytes */{size}")),
+            RangeNotSatisfiable { size } => {
+                OciError::new(StatusCode::RANGE_NOT_SATISFIABLE, "RANGE_NOT_SATISFIABLE", message)
+                    .with_header(header::CONTENT_RANGE, format!("bytes */{size}"))
+            }
             PreconditionFailed { current } => {
                 let err = OciError::new(StatusCode::PRECONDITION_FAILED, "PRECONDITION_FAILED", message)
                     .with_detail(json!({ "current": current.as_ref().map(|d| d.to_string()) }));

@@ -13,7 +13,7 @@ pub const OCI_SUBJECT: &str = "oci-subject";
 pub const OCI_FILTERS_APPLIED: &str = "oci-filters-applied";
 
 /// Returns a header as text, if present and valid.
-pub fn text<'a>(headers: &'a HeaderMap, name: impl header::AsHeaderName) -> Option<&'a str> {
+pub fn text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -38,7 +38,7 @@ pub fn value(s: String) -> HeaderValue {
     HeaderValue::from_str(&s).expect("generated header values are visible ASCII")
 }
 
-/// The ETag of content with this digest.
+/// The `ETag` of content with this digest.
 pub fn etag(digest: &Digest) -> HeaderValue {
     value(format!("\"{digest}\""))
 }

@@ -57,7 +57,12 @@ pub async fn catalog(registry: &Registry, query: &Query) -> Result<Response, Oci
 }
 
 /// Lists the referrers of a manifest as an OCI image index (OCI distribution spec 1.1).
-pub async fn referrers(registry: &Registry, repo: &RepoName, subject: &Digest, query: &Query) -> Result<Response, OciError> {
+pub async fn referrers(
+    registry: &Registry,
+    repo: &RepoName,
+    subject: &Digest,
+    query: &Query,
+) -> Result<Response, OciError> {
     let artifact_type = query.get("artifactType").map(String::as_str);
     let records = registry.referrers(repo, subject, artifact_type).await?;
     let manifests: Vec<serde_json::Value> = records
@@ -79,9 +84,7 @@ pub async fn referrers(registry: &Registry, repo: &RepoName, subject: &Digest, q
         "manifests": manifests,
     });
     let mut response = (StatusCode::OK, axum::Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, headers::value(gati_core::media_type::OCI_INDEX.to_owned()));
+    response.headers_mut().insert(header::CONTENT_TYPE, headers::value(gati_core::media_type::OCI_INDEX.to_owned()));
     if artifact_type.is_some() {
         response.headers_mut().insert(OCI_FILTERS_APPLIED, headers::value("artifactType".into()));
     }

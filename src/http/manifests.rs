@@ -75,8 +75,7 @@ async fn read_manifest_body(request_headers: &HeaderMap, body: Body) -> Result<b
         return Err(too_large());
     }
     axum::body::to_bytes(body, MAX_MANIFEST_BYTES).await.map_err(|e| {
-        let over_limit = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        let over_limit = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if over_limit {
             too_large()
         } else {
@@ -116,13 +115,15 @@ pub async fn put_manifest(
     if let Some(subject) = pushed.subject {
         response = response.header(OCI_SUBJECT, headers::value(subject.to_string()));
     }
-    response
-        .body(Body::empty())
-        .map_err(|e| RegistryError::internal(&e, "building manifest response").into())
+    response.body(Body::empty()).map_err(|e| RegistryError::internal(&e, "building manifest response").into())
 }
 
 /// Deletes a manifest by digest, or a tag.
-pub async fn delete_manifest(registry: &Registry, repo: &RepoName, reference: &Reference) -> Result<Response, OciError> {
+pub async fn delete_manifest(
+    registry: &Registry,
+    repo: &RepoName,
+    reference: &Reference,
+) -> Result<Response, OciError> {
     registry.delete_manifest(repo, reference).await?;
     Ok(super::empty(StatusCode::ACCEPTED))
 }

@@ -80,7 +80,9 @@ async fn observe(request: Request, next: Next) -> Response {
     let span = tracing::debug_span!("request", id, method = %method, path = %request.uri().path());
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
-    span.in_scope(|| tracing::debug!(status = status.as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "served"));
+    span.in_scope(|| {
+        tracing::debug!(status = status.as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "served")
+    });
     metrics::counter!("gati_http_requests_total", "method" => method.to_string(), "status" => status.as_str().to_owned())
         .increment(1);
     metrics::histogram!("gati_http_request_duration_seconds", "method" => method.to_string())
@@ -123,7 +125,13 @@ fn percent_decode(path: &str) -> Option<String> {
 }
 
 /// The one `/v2` handler: parses the endpoint, then hands off to the resource's handler.
-async fn dispatch(State(state): State<HttpState>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+async fn dispatch(
+    State(state): State<HttpState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let Some(path) = percent_decode(uri.path()) else {
         return OciError::not_found().into_response();
     };

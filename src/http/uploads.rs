@@ -16,10 +16,7 @@ use crate::registry::{Registry, RegistryError};
 type Query = HashMap<String, String>;
 
 fn query_digest(query: &Query) -> Result<Option<Digest>, OciError> {
-    query
-        .get("digest")
-        .map(|d| d.parse::<Digest>().map_err(|e| OciError::from(RegistryError::from(e))))
-        .transpose()
+    query.get("digest").map(|d| d.parse::<Digest>().map_err(|e| OciError::from(RegistryError::from(e)))).transpose()
 }
 
 /// `201 Created` for a blob now in the repository.
@@ -50,9 +47,8 @@ fn chunk_start(request_headers: &HeaderMap) -> Result<Option<u64>, OciError> {
     let Some(raw) = headers::text(request_headers, header::CONTENT_RANGE) else {
         return Ok(None);
     };
-    let range = ContentRange::parse(raw).map_err(|e| {
-        OciError::new(StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID", e.to_string())
-    })?;
+    let range = ContentRange::parse(raw)
+        .map_err(|e| OciError::new(StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID", e.to_string()))?;
     let announced = headers::text(request_headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|len| len != range.len()) {
         return Err(RegistryError::SizeInvalid(format!(

@@ -10,8 +10,8 @@ use std::time::Duration;
 use gati_core::ErrorCode;
 use openraft::BasicNode;
 use openraft::error::{
-    ChangeMembershipError, CheckIsLeaderError, ClientWriteError, Fatal, ForwardToLeader,
-    NotInMembers, QuorumNotEnough, RaftError as OpenRaftError,
+    ChangeMembershipError, CheckIsLeaderError, ClientWriteError, Fatal, ForwardToLeader, NotInMembers, QuorumNotEnough,
+    RaftError as OpenRaftError,
 };
 
 /// Why a metadata-group operation failed. Deterministic refusals of a command are not errors: they
@@ -58,19 +58,16 @@ impl RaftError {
     /// Returns the protocol-neutral class of this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            RaftError::ForwardToLeader(_)
-            | RaftError::QuorumNotEnough(_)
-            | RaftError::NoLeader { .. } => ErrorCode::Unavailable,
-            RaftError::ChangeMembership(ChangeMembershipError::InProgress(_)) => {
-                ErrorCode::Conflict
+            RaftError::ForwardToLeader(_) | RaftError::QuorumNotEnough(_) | RaftError::NoLeader { .. } => {
+                ErrorCode::Unavailable
             }
+            RaftError::ChangeMembership(ChangeMembershipError::InProgress(_)) => ErrorCode::Conflict,
             RaftError::ChangeMembership(_) => ErrorCode::Invalid,
             // A node that was shut down is unavailable, not broken: a retry elsewhere may succeed.
             RaftError::Fatal(fatal) if matches!(**fatal, Fatal::Stopped) => ErrorCode::Unavailable,
-            RaftError::Fatal(_)
-            | RaftError::NotInMembers(_)
-            | RaftError::Config(_)
-            | RaftError::Storage(_) => ErrorCode::Internal,
+            RaftError::Fatal(_) | RaftError::NotInMembers(_) | RaftError::Config(_) | RaftError::Storage(_) => {
+                ErrorCode::Internal
+            }
         }
     }
 
@@ -92,9 +89,7 @@ impl From<Fatal<u64>> for RaftError {
 impl From<OpenRaftError<u64, ClientWriteError<u64, BasicNode>>> for RaftError {
     fn from(error: OpenRaftError<u64, ClientWriteError<u64, BasicNode>>) -> Self {
         match error {
-            OpenRaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
-                RaftError::ForwardToLeader(forward)
-            }
+            OpenRaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => RaftError::ForwardToLeader(forward),
             OpenRaftError::APIError(ClientWriteError::ChangeMembershipError(change)) => {
                 RaftError::ChangeMembership(change)
             }
@@ -109,9 +104,7 @@ impl From<OpenRaftError<u64, CheckIsLeaderError<u64, BasicNode>>> for RaftError 
             OpenRaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)) => {
                 RaftError::ForwardToLeader(forward)
             }
-            OpenRaftError::APIError(CheckIsLeaderError::QuorumNotEnough(quorum)) => {
-                RaftError::QuorumNotEnough(quorum)
-            }
+            OpenRaftError::APIError(CheckIsLeaderError::QuorumNotEnough(quorum)) => RaftError::QuorumNotEnough(quorum),
             OpenRaftError::Fatal(fatal) => fatal.into(),
         }
     }
@@ -123,40 +116,22 @@ mod tests {
 
     #[test]
     fn not_being_leader_and_being_stopped_are_unavailable_storage_failure_is_internal() {
-        let forward = RaftError::ForwardToLeader(ForwardToLeader {
-            leader_id: Some(2),
-            leader_node: None,
-        });
+        let forward = RaftError::ForwardToLeader(ForwardToLeader { leader_id: Some(2), leader_node: None });
         assert_eq!(forward.code(), ErrorCode::Unavailable);
         assert_eq!(forward.forward_to().and_then(|f| f.leader_id), Some(2));
-        assert_eq!(
-            RaftError::from(Fatal::<u64>::Stopped).code(),
-            ErrorCode::Unavailable
-        );
-        assert_eq!(
-            RaftError::from(Fatal::<u64>::Panicked).code(),
-            ErrorCode::Internal
-        );
-        let storage =
-            openraft::StorageIOError::<u64>::write_logs(openraft::AnyError::error("disk"));
+        assert_eq!(RaftError::from(Fatal::<u64>::Stopped).code(), ErrorCode::Unavailable);
+        assert_eq!(RaftError::from(Fatal::<u64>::Panicked).code(), ErrorCode::Internal);
+        let storage = openraft::StorageIOError::<u64>::write_logs(openraft::AnyError::error("disk"));
         let fatal = RaftError::from(Fatal::StorageError(storage.into()));
         assert_eq!(fatal.code(), ErrorCode::Internal);
         assert!(fatal.forward_to().is_none());
-        assert_eq!(
-            RaftError::NoLeader {
-                waited: Duration::from_secs(1)
-            }
-            .code(),
-            ErrorCode::Unavailable
-        );
+        assert_eq!(RaftError::NoLeader { waited: Duration::from_secs(1) }.code(), ErrorCode::Unavailable);
     }
 
     #[test]
     fn client_write_errors_keep_their_openraft_type() {
         let error: OpenRaftError<u64, ClientWriteError<u64, BasicNode>> =
             OpenRaftError::APIError(ClientWriteError::ForwardToLeader(ForwardToLeader::empty()));
-        assert!(
-            matches!(RaftError::from(error), RaftError::ForwardToLeader(f) if f.leader_id.is_none())
-        );
+        assert!(matches!(RaftError::from(error), RaftError::ForwardToLeader(f) if f.leader_id.is_none()));
     }
 }

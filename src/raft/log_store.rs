@@ -24,7 +24,7 @@ use gati_meta::log_store::{LogStore, Slot};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{AnyError, ErrorSubject, ErrorVerb, OptionalSend, StorageIOError};
 
-use super::storage_io::{decode, encode, run_blocking, storage_error};
+use super::storage_io::{AdaptersAlive, decode, encode, run_blocking, storage_error};
 use super::types::{Entry, GatiRaft, LogId, StorageError, Vote};
 
 /// How many bytes of entries one replication read returns at most (at least one entry is always
@@ -34,35 +34,27 @@ const MAX_READ_BYTES: usize = 4 * 1024 * 1024;
 
 /// openraft's view of the durable log of one group; cheap to clone, clones share the store.
 #[derive(Clone)]
-pub(crate) struct LogAdapter {
+pub(super) struct LogAdapter {
     log: LogStore,
+    _alive: AdaptersAlive,
 }
 
 impl LogAdapter {
-    /// Wraps an open log store.
-    pub(crate) fn new(log: LogStore) -> Self {
-        LogAdapter { log }
+    /// Wraps an open log store; `alive` tells the node when openraft has dropped every clone.
+    pub(super) fn new(log: LogStore, alive: AdaptersAlive) -> Self {
+        LogAdapter { log, _alive: alive }
     }
 
     /// Reads and decodes a slot holding consensus metadata.
-    async fn read_slot<T>(
-        &self,
-        slot: Slot,
-        subject: ErrorSubject<u64>,
-    ) -> Result<Option<T>, StorageError>
+    async fn read_slot<T>(&self, slot: Slot, subject: ErrorSubject<u64>) -> Result<Option<T>, StorageError>
     where
         T: serde::de::DeserializeOwned + Send + 'static,
     {
         let log = self.log.clone();
         run_blocking(ErrorVerb::Read, move || {
-            match log
-                .get_slot(slot)
-                .map_err(|e| storage_error(subject.clone(), ErrorVerb::Read, &e))?
-            {
+            match log.get_slot(slot).map_err(|e| storage_error(subject.clone(), ErrorVerb::Read, &e))? {
                 None => Ok(None),
-                Some(bytes) => decode(&bytes)
-                    .map(Some)
-                    .map_err(|e| storage_error(subject, ErrorVerb::Read, &e)),
+                Some(bytes) => decode(&bytes).map(Some).map_err(|e| storage_error(subject, ErrorVerb::Read, &e)),
             }
         })
         .await
@@ -75,22 +67,17 @@ impl LogAdapter {
         value: &T,
         subject: ErrorSubject<u64>,
     ) -> Result<(), StorageError> {
-        let bytes =
-            encode(value).map_err(|e| storage_error(subject.clone(), ErrorVerb::Write, &e))?;
+        let bytes = encode(value).map_err(|e| storage_error(subject.clone(), ErrorVerb::Write, &e))?;
         let log = self.log.clone();
         run_blocking(ErrorVerb::Write, move || {
-            log.put_slot(slot, &bytes)
-                .map_err(|e| storage_error(subject, ErrorVerb::Write, &e))
+            log.put_slot(slot, &bytes).map_err(|e| storage_error(subject, ErrorVerb::Write, &e))
         })
         .await
     }
 
     /// Fsyncs every earlier write; `subject` names what the caller is making durable.
     async fn flush(&self, subject: ErrorSubject<u64>) -> Result<(), StorageError> {
-        self.log
-            .flush_async()
-            .await
-            .map_err(|e| storage_error(subject, ErrorVerb::Write, &e))
+        self.log.flush_async().await.map_err(|e| storage_error(subject, ErrorVerb::Write, &e))
     }
 }
 
@@ -99,10 +86,7 @@ impl LogAdapter {
 fn decode_entry(index: u64, body: &[u8]) -> Result<Entry, StorageError> {
     let entry: Entry = decode(body).map_err(|e| StorageIOError::read_log_at_index(index, &e))?;
     if entry.log_id.index != index {
-        let why = AnyError::error(format!(
-            "entry stored at index {index} has log id {}",
-            entry.log_id
-        ));
+        let why = AnyError::error(format!("entry stored at index {index} has log id {}", entry.log_id));
         return Err(StorageIOError::read_log_at_index(index, why).into());
     }
     Ok(entry)
@@ -113,33 +97,20 @@ impl RaftLogReader<GatiRaft> for LogAdapter {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        let bounds: (Bound<u64>, Bound<u64>) =
-            (range.start_bound().cloned(), range.end_bound().cloned());
+        let bounds: (Bound<u64>, Bound<u64>) = (range.start_bound().cloned(), range.end_bound().cloned());
         let log = self.log.clone();
         run_blocking(ErrorVerb::Read, move || {
-            let raw = log
-                .range(bounds)
-                .map_err(|e| StorageIOError::read_logs(&e))?;
-            raw.into_iter()
-                .map(|(index, body)| decode_entry(index, &body))
-                .collect()
+            let raw = log.range(bounds).map_err(|e| StorageIOError::read_logs(&e))?;
+            raw.into_iter().map(|(index, body)| decode_entry(index, &body)).collect()
         })
         .await
     }
 
-    async fn limited_get_log_entries(
-        &mut self,
-        start: u64,
-        end: u64,
-    ) -> Result<Vec<Entry>, StorageError> {
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry>, StorageError> {
         let log = self.log.clone();
         run_blocking(ErrorVerb::Read, move || {
-            let raw = log
-                .range_limited(start..end, MAX_READ_BYTES)
-                .map_err(|e| StorageIOError::read_logs(&e))?;
-            raw.into_iter()
-                .map(|(index, body)| decode_entry(index, &body))
-                .collect()
+            let raw = log.range_limited(start..end, MAX_READ_BYTES).map_err(|e| StorageIOError::read_logs(&e))?;
+            raw.into_iter().map(|(index, body)| decode_entry(index, &body)).collect()
         })
         .await
     }
@@ -149,23 +120,18 @@ impl RaftLogStorage<GatiRaft> for LogAdapter {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<GatiRaft>, StorageError> {
-        let last_purged_log_id: Option<LogId> =
-            self.read_slot(Slot::LastPurged, ErrorSubject::Logs).await?;
+        let last_purged_log_id: Option<LogId> = self.read_slot(Slot::LastPurged, ErrorSubject::Logs).await?;
         let log = self.log.clone();
-        let last_entry = run_blocking(ErrorVerb::Read, move || {
-            match log.last().map_err(|e| StorageIOError::read_logs(&e))? {
+        let last_entry =
+            run_blocking(ErrorVerb::Read, move || match log.last().map_err(|e| StorageIOError::read_logs(&e))? {
                 None => Ok(None),
                 Some((index, body)) => Ok(Some(decode_entry(index, &body)?.log_id)),
-            }
-        })
-        .await?;
+            })
+            .await?;
         // An empty log reports the purge watermark as its last id (openraft's contract). The max
         // also covers entries a crash left behind between writing the watermark and purging.
         let last_log_id = std::cmp::max(last_entry, last_purged_log_id);
-        Ok(LogState {
-            last_purged_log_id,
-            last_log_id,
-        })
+        Ok(LogState { last_purged_log_id, last_log_id })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -173,8 +139,7 @@ impl RaftLogStorage<GatiRaft> for LogAdapter {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.write_slot(Slot::Vote, vote, ErrorSubject::Vote)
-            .await?;
+        self.write_slot(Slot::Vote, vote, ErrorSubject::Vote).await?;
         // A vote acted upon and then forgotten in a crash lets this node vote twice in one term.
         self.flush(ErrorSubject::Vote).await
     }
@@ -187,22 +152,14 @@ impl RaftLogStorage<GatiRaft> for LogAdapter {
         // Not flushed: it only lets a restart re-apply sooner. Losing it is harmless, and since
         // sled recovers a prefix of writes, a durable `committed` implies the entries it covers
         // are durable too.
-        self.write_slot(Slot::Committed, &committed, ErrorSubject::Store)
-            .await
+        self.write_slot(Slot::Committed, &committed, ErrorSubject::Store).await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self
-            .read_slot::<Option<LogId>>(Slot::Committed, ErrorSubject::Store)
-            .await?
-            .flatten())
+        Ok(self.read_slot::<Option<LogId>>(Slot::Committed, ErrorSubject::Store).await?.flatten())
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<GatiRaft>,
-    ) -> Result<(), StorageError>
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<GatiRaft>) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -212,12 +169,10 @@ impl RaftLogStorage<GatiRaft> for LogAdapter {
         run_blocking(ErrorVerb::Write, move || {
             let mut encoded = Vec::with_capacity(entries.len());
             for entry in &entries {
-                let body =
-                    encode(entry).map_err(|e| StorageIOError::write_log_entry(entry.log_id, &e))?;
+                let body = encode(entry).map_err(|e| StorageIOError::write_log_entry(entry.log_id, &e))?;
                 encoded.push((entry.log_id.index, body));
             }
-            log.append(encoded)
-                .map_err(|e| StorageIOError::write_logs(&e).into())
+            log.append(encoded).map_err(|e| StorageIOError::write_logs(&e).into())
         })
         .await?;
         // Readable now; openraft may count these entries towards a quorum only once the callback
@@ -239,8 +194,7 @@ impl RaftLogStorage<GatiRaft> for LogAdapter {
         // truncation is flushed, which makes the truncation durable first (sled's write order).
         let log = self.log.clone();
         run_blocking(ErrorVerb::Delete, move || {
-            log.truncate_from(log_id.index)
-                .map_err(|e| storage_error(ErrorSubject::Log(log_id), ErrorVerb::Delete, &e))
+            log.truncate_from(log_id.index).map_err(|e| storage_error(ErrorSubject::Log(log_id), ErrorVerb::Delete, &e))
         })
         .await
     }
@@ -248,12 +202,10 @@ impl RaftLogStorage<GatiRaft> for LogAdapter {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // Watermark first: a crash between the two writes then leaves extra entries below the
         // watermark (removed by the next purge), never a hole above it.
-        self.write_slot(Slot::LastPurged, &log_id, ErrorSubject::Logs)
-            .await?;
+        self.write_slot(Slot::LastPurged, &log_id, ErrorSubject::Logs).await?;
         let log = self.log.clone();
         run_blocking(ErrorVerb::Delete, move || {
-            log.purge_through(log_id.index)
-                .map_err(|e| storage_error(ErrorSubject::Log(log_id), ErrorVerb::Delete, &e))
+            log.purge_through(log_id.index).map_err(|e| storage_error(ErrorSubject::Log(log_id), ErrorVerb::Delete, &e))
         })
         .await
     }

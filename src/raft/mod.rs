@@ -1,7 +1,7 @@
 //! The openraft glue of the metadata group: one Raft group whose log and state machine live in the
 //! node's `gati-meta` database.
 //!
-//! Owns the type configuration ([`types`]), the storage adapters (`log_store`, `state_machine`)
+//! Owns the type configuration ([`GatiRaft`]), the storage adapters (`log_store`, `state_machine`)
 //! over `gati_meta::{LogStore, StateMachine}`, the transport (`network`; none yet), the Raft
 //! configuration and [`RaftNode`], the handle the actor layer uses to propose commands and to make
 //! reads linearizable. It may call `gati-meta`, `gati-core` and openraft; it must not call the HTTP
@@ -16,7 +16,7 @@ mod log_store;
 mod network;
 mod state_machine;
 mod storage_io;
-pub mod types;
+mod types;
 
 #[cfg(test)]
 mod tests;
@@ -38,6 +38,7 @@ pub use types::GatiRaft;
 use log_store::LogAdapter;
 use network::NoTransport;
 use state_machine::StateMachineAdapter;
+use storage_io::{AdaptersGone, adapter_liveness};
 use types::Raft;
 
 /// How long [`RaftNode::start`] waits for this node to become leader. A fresh group elects at once;
@@ -67,12 +68,17 @@ fn raft_config() -> openraft::Config {
     }
 }
 
+/// How long [`RaftNode::shutdown`] waits for openraft's background tasks to release the storage
+/// adapters. They finish the step they are in (an apply batch, a snapshot build) and exit.
+const ADAPTERS_RELEASE_WAIT: Duration = Duration::from_secs(30);
+
 /// A running member of the metadata group; cheap to clone (clones share the node).
 #[derive(Clone)]
 pub struct RaftNode {
     raft: Raft,
     node_id: u64,
     log: LogStore,
+    adapters_gone: Arc<tokio::sync::Mutex<AdaptersGone>>,
 }
 
 impl RaftNode {
@@ -92,15 +98,17 @@ impl RaftNode {
             Err(_) => return Err(Fatal::Stopped.into()),
         };
         let config = raft_config().validate().map_err(RaftError::Config)?;
+        let (alive, adapters_gone) = adapter_liveness();
         let raft = Raft::new(
             node_id,
             Arc::new(config),
             NoTransport,
-            LogAdapter::new(log.clone()),
-            StateMachineAdapter::new(sm, log.clone()),
+            LogAdapter::new(log.clone(), alive.clone()),
+            StateMachineAdapter::new(sm, log.clone(), alive),
         )
         .await?;
-        let node = RaftNode { raft, node_id, log };
+        let adapters_gone = Arc::new(tokio::sync::Mutex::new(adapters_gone));
+        let node = RaftNode { raft, node_id, log, adapters_gone };
         if let Err(error) = node.initialize_and_lead().await {
             node.shutdown().await;
             return Err(error);
@@ -111,10 +119,7 @@ impl RaftNode {
     /// Creates the one-member group if the store is pristine, then waits for leadership.
     async fn initialize_and_lead(&self) -> Result<()> {
         match self.raft.initialize(BTreeSet::from([self.node_id])).await {
-            Ok(()) => tracing::info!(
-                node_id = self.node_id,
-                "initialized a new single-member raft group"
-            ),
+            Ok(()) => tracing::info!(node_id = self.node_id, "initialized a new single-member raft group"),
             // The log or vote is not pristine: the group exists and this is a restart.
             Err(OpenRaftError::APIError(InitializeError::NotAllowed(_))) => {
                 tracing::info!(node_id = self.node_id, "resuming the existing raft group")
@@ -126,10 +131,8 @@ impl RaftNode {
         }
         let wait = self.raft.wait(Some(LEADER_WAIT));
         let node_id = self.node_id;
-        let leading = wait.metrics(
-            |m| m.state == ServerState::Leader && m.current_leader == Some(node_id),
-            "raft node start",
-        );
+        let leading =
+            wait.metrics(|m| m.state == ServerState::Leader && m.current_leader == Some(node_id), "raft node start");
         match leading.await {
             Ok(_) => Ok(()),
             Err(WaitError::Timeout(waited, _)) => Err(RaftError::NoLeader { waited }),
@@ -162,15 +165,22 @@ impl RaftNode {
         Ok(())
     }
 
-    /// Stops the Raft node and flushes the database. Later calls on any clone fail with
-    /// [`RaftError::Fatal`] (`Stopped`). Idempotent.
+    /// Stops the Raft node, waits until openraft has released the database, and flushes it.
+    /// Later calls on any clone fail with [`RaftError::Fatal`] (`Stopped`). Idempotent.
+    ///
+    /// Once it returns, and the clones of this node and of the `StateMachine` passed to
+    /// [`RaftNode::start`] are dropped, the database can be reopened in this process.
     pub async fn shutdown(&self) {
+        let node_id = self.node_id;
         if let Err(error) = self.raft.shutdown().await {
-            tracing::error!(%error, node_id = self.node_id, "raft task failed while shutting down");
+            tracing::error!(%error, node_id, "raft task failed while shutting down");
+        }
+        let mut adapters_gone = self.adapters_gone.lock().await;
+        if tokio::time::timeout(ADAPTERS_RELEASE_WAIT, adapters_gone.wait()).await.is_err() {
+            tracing::warn!(node_id, "raft background tasks still hold the metadata store after shutdown");
         }
         // Not needed for safety (the log is durable and replay is exact); it shortens replay.
         if let Err(error) = self.log.flush_async().await {
-            let node_id = self.node_id;
             tracing::error!(%error, node_id, "flushing metadata at raft shutdown failed");
         }
     }

@@ -10,8 +10,8 @@
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
 use openraft::network::RPCOption;
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
 };
 use openraft::{BasicNode, RaftNetwork, RaftNetworkFactory};
 
@@ -26,19 +26,17 @@ struct NoTransportConfigured {
 
 /// The network factory of a one-member group: connections that reach nobody.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct NoTransport;
+pub(super) struct NoTransport;
 
 /// A connection to a peer that cannot be reached.
 #[derive(Debug)]
-pub(crate) struct UnreachablePeer {
+pub(super) struct UnreachablePeer {
     target: u64,
 }
 
 impl UnreachablePeer {
     fn unreachable<E: std::error::Error>(&self) -> RPCError<u64, BasicNode, E> {
-        RPCError::Unreachable(Unreachable::new(&NoTransportConfigured {
-            target: self.target,
-        }))
+        RPCError::Unreachable(Unreachable::new(&NoTransportConfigured { target: self.target }))
     }
 }
 
@@ -46,10 +44,7 @@ impl RaftNetworkFactory<GatiRaft> for NoTransport {
     type Network = UnreachablePeer;
 
     async fn new_client(&mut self, target: u64, _node: &BasicNode) -> Self::Network {
-        tracing::warn!(
-            target,
-            "raft tried to reach a peer, but this node has no raft transport"
-        );
+        tracing::warn!(target, "raft tried to reach a peer, but this node has no raft transport");
         UnreachablePeer { target }
     }
 }
@@ -67,10 +62,7 @@ impl RaftNetwork<GatiRaft> for UnreachablePeer {
         &mut self,
         _rpc: InstallSnapshotRequest<GatiRaft>,
         _option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<u64>,
-        RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
-    > {
+    ) -> Result<InstallSnapshotResponse<u64>, RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>> {
         Err(self.unreachable())
     }
 

@@ -31,10 +31,8 @@ use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{AnyError, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, StorageIOError};
 use serde::{Deserialize, Serialize};
 
-use super::storage_io::{decode, encode, run_blocking, storage_error};
-use super::types::{
-    Entry, GatiRaft, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership,
-};
+use super::storage_io::{AdaptersAlive, decode, encode, run_blocking, storage_error};
+use super::types::{Entry, GatiRaft, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership};
 
 /// Marks the start of a stored snapshot record (see [`encode_snapshot_record`]); the last two
 /// bytes are the record format version.
@@ -50,40 +48,34 @@ struct AppliedPosition {
 
 /// openraft's view of the metadata state machine; cheap to clone, clones share the stores.
 #[derive(Clone)]
-pub(crate) struct StateMachineAdapter {
+pub(super) struct StateMachineAdapter {
     sm: StateMachine,
     /// Holds the current snapshot in [`Slot::Snapshot`]; nothing else of the log is touched here.
     log: LogStore,
     /// Makes apply batches, exports and imports mutually exclusive (see the module docs).
     exclusive: Arc<Mutex<()>>,
+    _alive: AdaptersAlive,
 }
 
 impl StateMachineAdapter {
-    /// Wraps the state machine and the log store whose snapshot slot it uses.
-    pub(crate) fn new(sm: StateMachine, log: LogStore) -> Self {
-        StateMachineAdapter {
-            sm,
-            log,
-            exclusive: Arc::new(Mutex::new(())),
-        }
+    /// Wraps the state machine and the log store whose snapshot slot it uses; `alive` tells the
+    /// node when openraft has dropped every clone.
+    pub(super) fn new(sm: StateMachine, log: LogStore, alive: AdaptersAlive) -> Self {
+        StateMachineAdapter { sm, log, exclusive: Arc::new(Mutex::new(())), _alive: alive }
     }
 
     /// Writes `meta` and `data` as the current snapshot and makes it durable.
     async fn save_snapshot(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
         let subject = ErrorSubject::Snapshot(Some(meta.signature()));
-        let record = encode_snapshot_record(meta, data)
-            .map_err(|e| storage_error(subject.clone(), ErrorVerb::Write, &e))?;
+        let record =
+            encode_snapshot_record(meta, data).map_err(|e| storage_error(subject.clone(), ErrorVerb::Write, &e))?;
         let log = self.log.clone();
         let slot_subject = subject.clone();
         run_blocking(ErrorVerb::Write, move || {
-            log.put_slot(Slot::Snapshot, &record)
-                .map_err(|e| storage_error(slot_subject, ErrorVerb::Write, &e))
+            log.put_slot(Slot::Snapshot, &record).map_err(|e| storage_error(slot_subject, ErrorVerb::Write, &e))
         })
         .await?;
-        self.log
-            .flush_async()
-            .await
-            .map_err(|e| storage_error(subject, ErrorVerb::Write, &e))
+        self.log.flush_async().await.map_err(|e| storage_error(subject, ErrorVerb::Write, &e))
     }
 }
 
@@ -96,23 +88,16 @@ fn exclusive(guard: &Mutex<()>) -> MutexGuard<'_, ()> {
 
 /// Reads the stored position; a state machine that never applied anything is at the default.
 fn read_position(sm: &StateMachine) -> Result<AppliedPosition, StorageError> {
-    match sm
-        .raft_state()
-        .map_err(|e| storage_error(ErrorSubject::StateMachine, ErrorVerb::Read, &e))?
-    {
+    match sm.raft_state().map_err(|e| storage_error(ErrorSubject::StateMachine, ErrorVerb::Read, &e))? {
         None => Ok(AppliedPosition::default()),
-        Some(bytes) => decode(&bytes)
-            .map_err(|e| storage_error(ErrorSubject::StateMachine, ErrorVerb::Read, &e)),
+        Some(bytes) => decode(&bytes).map_err(|e| storage_error(ErrorSubject::StateMachine, ErrorVerb::Read, &e)),
     }
 }
 
 /// Returns a fresh snapshot id. Ids only need to tell snapshots apart (openraft compares them
 /// when a transfer resumes), so the position plus the build time is enough.
 fn new_snapshot_id(last_applied: Option<LogId>) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
     match last_applied {
         Some(id) => format!("{}-{}-{nanos:x}", id.leader_id, id.index),
         None => format!("empty-{nanos:x}"),
@@ -125,8 +110,7 @@ fn encode_snapshot_record(meta: &SnapshotMeta, data: &[u8]) -> Result<Vec<u8>, A
     let meta_bytes = encode(meta).map_err(|e| AnyError::new(&e))?;
     let meta_len = u32::try_from(meta_bytes.len())
         .map_err(|_| AnyError::error(format!("snapshot metadata of {} bytes", meta_bytes.len())))?;
-    let mut record =
-        Vec::with_capacity(SNAPSHOT_RECORD_MAGIC.len() + 4 + meta_bytes.len() + data.len());
+    let mut record = Vec::with_capacity(SNAPSHOT_RECORD_MAGIC.len() + 4 + meta_bytes.len() + data.len());
     record.extend_from_slice(SNAPSHOT_RECORD_MAGIC);
     record.extend_from_slice(&meta_len.to_be_bytes());
     record.extend_from_slice(&meta_bytes);
@@ -137,12 +121,8 @@ fn encode_snapshot_record(meta: &SnapshotMeta, data: &[u8]) -> Result<Vec<u8>, A
 /// Decodes what [`encode_snapshot_record`] wrote into the metadata and the state bytes.
 fn decode_snapshot_record(record: &[u8]) -> Result<(SnapshotMeta, Vec<u8>), AnyError> {
     let corrupt = |why: &str| AnyError::error(format!("stored snapshot record is corrupt: {why}"));
-    let rest = record
-        .strip_prefix(SNAPSHOT_RECORD_MAGIC.as_slice())
-        .ok_or_else(|| corrupt("bad header"))?;
-    let (len, rest) = rest
-        .split_first_chunk::<4>()
-        .ok_or_else(|| corrupt("truncated length"))?;
+    let rest = record.strip_prefix(SNAPSHOT_RECORD_MAGIC.as_slice()).ok_or_else(|| corrupt("bad header"))?;
+    let (len, rest) = rest.split_first_chunk::<4>().ok_or_else(|| corrupt("truncated length"))?;
     let meta_len = usize::try_from(u32::from_be_bytes(*len)).map_err(|_| corrupt("length"))?;
     if rest.len() < meta_len {
         return Err(corrupt("truncated metadata"));
@@ -184,11 +164,8 @@ impl RaftStateMachine<GatiRaft> for StateMachineAdapter {
                         None
                     }
                 };
-                let raft_state =
-                    encode(&position).map_err(|e| StorageIOError::apply(log_id, &e))?;
-                let outcome = sm
-                    .apply(&raft_state, command.as_ref())
-                    .map_err(|e| StorageIOError::apply(log_id, &e))?;
+                let raft_state = encode(&position).map_err(|e| StorageIOError::apply(log_id, &e))?;
+                let outcome = sm.apply(&raft_state, command.as_ref()).map_err(|e| StorageIOError::apply(log_id, &e))?;
                 outcomes.push(outcome);
             }
             Ok(outcomes)
@@ -212,22 +189,17 @@ impl RaftStateMachine<GatiRaft> for StateMachineAdapter {
         let data = snapshot.into_inner();
         let sm = self.sm.clone();
         let guard = self.exclusive.clone();
-        let expected = AppliedPosition {
-            last_applied: meta.last_log_id,
-            membership: meta.last_membership.clone(),
-        };
+        let expected = AppliedPosition { last_applied: meta.last_log_id, membership: meta.last_membership.clone() };
         let subject = ErrorSubject::Snapshot(Some(meta.signature()));
         let data = run_blocking(ErrorVerb::Write, move || {
             let _exclusive = exclusive(&guard);
-            sm.import_snapshot(&data)
-                .map_err(|e| storage_error(subject.clone(), ErrorVerb::Write, &e))?;
+            sm.import_snapshot(&data).map_err(|e| storage_error(subject.clone(), ErrorVerb::Write, &e))?;
             // The position travels inside the state bytes; it must be the one the metadata
             // claims, or openraft would resume applying from the wrong entry.
             let imported = read_position(&sm)?;
             if imported != expected {
-                let why = AnyError::error(format!(
-                    "snapshot data is at {imported:?}, its metadata claims {expected:?}"
-                ));
+                let why =
+                    AnyError::error(format!("snapshot data is at {imported:?}, its metadata claims {expected:?}"));
                 return Err(StorageIOError::new(subject, ErrorVerb::Read, why).into());
             }
             Ok(data)
@@ -243,18 +215,14 @@ impl RaftStateMachine<GatiRaft> for StateMachineAdapter {
         let log = self.log.clone();
         run_blocking(ErrorVerb::Read, move || {
             let subject = ErrorSubject::Snapshot(None);
-            let Some(record) = log
-                .get_slot(Slot::Snapshot)
-                .map_err(|e| storage_error(subject.clone(), ErrorVerb::Read, &e))?
+            let Some(record) =
+                log.get_slot(Slot::Snapshot).map_err(|e| storage_error(subject.clone(), ErrorVerb::Read, &e))?
             else {
                 return Ok(None);
             };
-            let (meta, data) = decode_snapshot_record(&record)
-                .map_err(|e| StorageIOError::new(subject, ErrorVerb::Read, e))?;
-            Ok(Some(Snapshot {
-                meta,
-                snapshot: Box::new(Cursor::new(data)),
-            }))
+            let (meta, data) =
+                decode_snapshot_record(&record).map_err(|e| StorageIOError::new(subject, ErrorVerb::Read, e))?;
+            Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
         })
         .await
     }
@@ -267,9 +235,8 @@ impl RaftSnapshotBuilder<GatiRaft> for StateMachineAdapter {
         let (position, data) = run_blocking(ErrorVerb::Read, move || {
             let _exclusive = exclusive(&guard);
             let position = read_position(&sm)?;
-            let data = sm
-                .export_snapshot()
-                .map_err(|e| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, &e))?;
+            let data =
+                sm.export_snapshot().map_err(|e| storage_error(ErrorSubject::Snapshot(None), ErrorVerb::Read, &e))?;
             Ok((position, data))
         })
         .await?;
@@ -279,10 +246,7 @@ impl RaftSnapshotBuilder<GatiRaft> for StateMachineAdapter {
             snapshot_id: new_snapshot_id(position.last_applied),
         };
         self.save_snapshot(&meta, &data).await?;
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        })
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
     }
 }
 

@@ -52,13 +52,40 @@ pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json:
 }
 
 /// Builds the storage error openraft expects from any error: what was touched, how, and why.
-pub(super) fn storage_error<E>(
-    subject: ErrorSubject<u64>,
-    verb: ErrorVerb,
-    error: &E,
-) -> StorageError
+pub(super) fn storage_error<E>(subject: ErrorSubject<u64>, verb: ErrorVerb, error: &E) -> StorageError
 where
     E: std::error::Error + 'static,
 {
     StorageIOError::new(subject, verb, error).into()
+}
+
+/// Creates the pair that lets a node learn when openraft has let go of its storage adapters.
+///
+/// openraft 0.9's `Raft::shutdown` joins only its core task; the state-machine worker and any
+/// snapshot build still running hold adapter clones, hence database handles, a little longer.
+/// Every adapter carries an [`AdaptersAlive`]; [`AdaptersGone::wait`] returns once all are
+/// dropped, so a node can be stopped and its database reopened in the same process.
+pub(super) fn adapter_liveness() -> (AdaptersAlive, AdaptersGone) {
+    let (alive, gone) = tokio::sync::mpsc::channel(1);
+    (AdaptersAlive(alive), AdaptersGone(gone))
+}
+
+/// Held by every storage adapter clone; dropping the last one completes [`AdaptersGone::wait`].
+/// Nothing is ever sent: only the channel closing carries information.
+#[derive(Clone)]
+pub(super) struct AdaptersAlive(
+    #[allow(dead_code, reason = "held only for its drop")] tokio::sync::mpsc::Sender<std::convert::Infallible>,
+);
+
+/// Learns when every [`AdaptersAlive`] is gone.
+pub(super) struct AdaptersGone(tokio::sync::mpsc::Receiver<std::convert::Infallible>);
+
+impl AdaptersGone {
+    /// Returns once every adapter is dropped; at once if they already are.
+    pub(super) async fn wait(&mut self) {
+        match self.0.recv().await {
+            None => {}
+            Some(never) => match never {},
+        }
+    }
 }

@@ -8,32 +8,27 @@ use gati_core::command::Rejection;
 use gati_core::{Applied, Command, Digest, RepoName, Tag};
 use gati_meta::StateMachine;
 use gati_meta::log_store::LogStore;
-use openraft::storage::{
-    RaftLogReader, RaftLogStorage, RaftLogStorageExt, RaftSnapshotBuilder, RaftStateMachine,
-};
+use openraft::storage::{RaftLogReader, RaftLogStorage, RaftLogStorageExt, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::{CommittedLeaderId, EntryPayload, Membership};
 use tempfile::TempDir;
 
 use super::log_store::LogAdapter;
 use super::state_machine::StateMachineAdapter;
+use super::storage_io::adapter_liveness;
 use super::types::{Entry, GatiRaft, LogId, StorageError, Vote};
 use super::{RaftError, RaftNode};
 
 fn open_db(dir: &TempDir) -> sled::Db {
-    sled::Config::new()
-        .path(dir.path())
-        .open()
-        .expect("temporary sled database opens")
+    sled::Config::new().path(dir.path()).open().expect("temporary sled database opens")
 }
 
 fn adapters(db: &sled::Db) -> (LogAdapter, StateMachineAdapter) {
     let log = LogStore::open(db).expect("log store opens");
     let sm = StateMachine::open(db).expect("state machine opens");
-    (
-        LogAdapter::new(log.clone()),
-        StateMachineAdapter::new(sm, log),
-    )
+    // No node waits for these adapters to be dropped, so the receiving half is not kept.
+    let (alive, _) = adapter_liveness();
+    (LogAdapter::new(log.clone(), alive.clone()), StateMachineAdapter::new(sm, log, alive))
 }
 
 /// Builds a fresh log store and state machine in their own temporary database for every suite
@@ -63,17 +58,11 @@ fn repo() -> RepoName {
 }
 
 fn digest(fill: char) -> Digest {
-    format!("sha256:{}", fill.to_string().repeat(64))
-        .parse()
-        .expect("valid digest")
+    format!("sha256:{}", fill.to_string().repeat(64)).parse().expect("valid digest")
 }
 
 fn link(fill: char, size: u64) -> Command {
-    Command::LinkBlob {
-        repo: repo(),
-        digest: digest(fill),
-        size,
-    }
+    Command::LinkBlob { repo: repo(), digest: digest(fill), size }
 }
 
 fn entries() -> Vec<Entry> {
@@ -82,18 +71,9 @@ fn entries() -> Vec<Entry> {
             log_id: log_id(1, 1),
             payload: EntryPayload::Membership(Membership::new(vec![BTreeSet::from([1])], ())),
         },
-        Entry {
-            log_id: log_id(1, 2),
-            payload: EntryPayload::Blank,
-        },
-        Entry {
-            log_id: log_id(2, 3),
-            payload: EntryPayload::Normal(link('a', 7)),
-        },
-        Entry {
-            log_id: log_id(2, 4),
-            payload: EntryPayload::Normal(link('b', 9)),
-        },
+        Entry { log_id: log_id(1, 2), payload: EntryPayload::Blank },
+        Entry { log_id: log_id(2, 3), payload: EntryPayload::Normal(link('a', 7)) },
+        Entry { log_id: log_id(2, 4), payload: EntryPayload::Normal(link('b', 9)) },
     ]
 }
 
@@ -117,19 +97,9 @@ async fn recover(log: &mut LogAdapter, sm: &mut StateMachineAdapter) -> Recovere
         last_purged: state.last_purged_log_id,
         last_log: state.last_log_id,
         // Debug output compares entries of every payload kind without needing `PartialEq`.
-        log: log
-            .try_get_log_entries(..)
-            .await
-            .expect("entries")
-            .iter()
-            .map(|e| format!("{e:?}"))
-            .collect(),
+        log: log.try_get_log_entries(..).await.expect("entries").iter().map(|e| format!("{e:?}")).collect(),
         applied: sm.applied_state().await.expect("applied state"),
-        snapshot: sm
-            .get_current_snapshot()
-            .await
-            .expect("snapshot")
-            .map(|s| s.meta),
+        snapshot: sm.get_current_snapshot().await.expect("snapshot").map(|s| s.meta),
     }
 }
 
@@ -139,39 +109,16 @@ async fn log_vote_state_and_snapshot_survive_reopening_the_database() {
     let before = {
         let db = open_db(&dir);
         let (mut log, mut sm) = adapters(&db);
-        log.save_vote(&Vote::new_committed(2, 1))
-            .await
-            .expect("save vote");
+        log.save_vote(&Vote::new_committed(2, 1)).await.expect("save vote");
         log.blocking_append(entries()).await.expect("append");
-        let outcomes = sm
-            .apply(entries().into_iter().take(3))
-            .await
-            .expect("apply");
-        assert_eq!(
-            outcomes,
-            vec![
-                Applied::Nothing,
-                Applied::Nothing,
-                Applied::BlobLinked { created: true }
-            ]
-        );
-        let snapshot = sm
-            .get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .expect("snapshot");
+        let outcomes = sm.apply(entries().into_iter().take(3)).await.expect("apply");
+        assert_eq!(outcomes, vec![Applied::Nothing, Applied::Nothing, Applied::BlobLinked { created: true }]);
+        let snapshot = sm.get_snapshot_builder().await.build_snapshot().await.expect("snapshot");
         assert_eq!(snapshot.meta.last_log_id, Some(log_id(2, 3)));
-        log.save_committed(Some(log_id(2, 4)))
-            .await
-            .expect("save committed");
+        log.save_committed(Some(log_id(2, 4))).await.expect("save committed");
         log.purge(log_id(1, 2)).await.expect("purge");
         let before = recover(&mut log, &mut sm).await;
-        assert_eq!(
-            before.log.len(),
-            2,
-            "entries 3 and 4 remain after purging through 2"
-        );
+        assert_eq!(before.log.len(), 2, "entries 3 and 4 remain after purging through 2");
         before
         // Every handle on the database is dropped here, as in a process exit.
     };
@@ -184,15 +131,8 @@ async fn log_vote_state_and_snapshot_survive_reopening_the_database() {
     assert_eq!(after.last_log, Some(log_id(2, 4)));
     assert_eq!(after.applied.0, Some(log_id(2, 3)));
     let sm_handle = StateMachine::open(&db).expect("state machine opens");
-    assert_eq!(
-        sm_handle.blob_link(&repo(), &digest('a')).expect("query"),
-        Some(7)
-    );
-    assert_eq!(
-        sm_handle.blob_link(&repo(), &digest('b')).expect("query"),
-        None,
-        "entry 4 was never applied"
-    );
+    assert_eq!(sm_handle.blob_link(&repo(), &digest('a')).expect("query"), Some(7));
+    assert_eq!(sm_handle.blob_link(&repo(), &digest('b')).expect("query"), None, "entry 4 was never applied");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,42 +143,17 @@ async fn an_installed_snapshot_replaces_the_state_and_becomes_current() {
     let follower_db = open_db(&follower_dir);
     let (_, mut follower) = adapters(&follower_db);
     leader.apply(entries()).await.expect("apply on leader");
-    follower
-        .apply([Entry {
-            log_id: log_id(1, 1),
-            payload: EntryPayload::Normal(link('c', 1)),
-        }])
-        .await
-        .expect("apply");
-    let snapshot = leader
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .expect("build");
+    follower.apply([Entry { log_id: log_id(1, 1), payload: EntryPayload::Normal(link('c', 1)) }]).await.expect("apply");
+    let snapshot = leader.get_snapshot_builder().await.build_snapshot().await.expect("build");
     let mut receiving = follower.begin_receiving_snapshot().await.expect("begin");
     *receiving = *snapshot.snapshot;
-    follower
-        .install_snapshot(&snapshot.meta, receiving)
-        .await
-        .expect("install");
-    assert_eq!(
-        follower.applied_state().await.expect("applied").0,
-        Some(log_id(2, 4))
-    );
-    let current = follower
-        .get_current_snapshot()
-        .await
-        .expect("current")
-        .expect("a snapshot");
+    follower.install_snapshot(&snapshot.meta, receiving).await.expect("install");
+    assert_eq!(follower.applied_state().await.expect("applied").0, Some(log_id(2, 4)));
+    let current = follower.get_current_snapshot().await.expect("current").expect("a snapshot");
     assert_eq!(current.meta, snapshot.meta);
     let sm = StateMachine::open(&follower_db).expect("state machine opens");
     assert_eq!(sm.blob_link(&repo(), &digest('b')).expect("query"), Some(9));
-    assert_eq!(
-        sm.blob_link(&repo(), &digest('c')).expect("query"),
-        None,
-        "state before the snapshot is gone"
-    );
+    assert_eq!(sm.blob_link(&repo(), &digest('c')).expect("query"), None, "state before the snapshot is gone");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,77 +163,37 @@ async fn a_single_node_commits_reads_snapshots_and_restarts() {
     {
         let db = open_db(&dir);
         let sm = StateMachine::open(&db).expect("state machine opens");
-        let node = RaftNode::start(1, &db, sm.clone())
-            .await
-            .expect("node starts and leads");
-        assert_eq!(
-            node.propose(link('a', 7)).await.expect("commit"),
-            Applied::BlobLinked { created: true }
-        );
-        assert_eq!(
-            node.propose(link('a', 7)).await.expect("commit"),
-            Applied::BlobLinked { created: false }
-        );
-        let refused = node
-            .propose(Command::DeleteTag {
-                repo: repo(),
-                tag: unknown_tag.clone(),
-            })
-            .await;
-        assert_eq!(
-            refused.expect("commit"),
-            Applied::Rejected(Rejection::TagUnknown { tag: unknown_tag })
-        );
+        let node = RaftNode::start(1, &db, sm.clone()).await.expect("node starts and leads");
+        assert_eq!(node.propose(link('a', 7)).await.expect("commit"), Applied::BlobLinked { created: true });
+        assert_eq!(node.propose(link('a', 7)).await.expect("commit"), Applied::BlobLinked { created: false });
+        let refused = node.propose(Command::DeleteTag { repo: repo(), tag: unknown_tag.clone() }).await;
+        assert_eq!(refused.expect("commit"), Applied::Rejected(Rejection::TagUnknown { tag: unknown_tag }));
         node.ensure_linearizable().await.expect("read index");
         assert_eq!(sm.blob_link(&repo(), &digest('a')).expect("query"), Some(7));
 
         // Snapshot and purge everything, so the restart must come back from the snapshot alone.
         let wait = node.raft.wait(Some(Duration::from_secs(10)));
-        node.raft
-            .trigger()
-            .snapshot()
-            .await
-            .expect("trigger snapshot");
+        node.raft.trigger().snapshot().await.expect("trigger snapshot");
         // Compare within one metrics value: `last_applied` read separately may lag the snapshot.
         let covered = wait
-            .metrics(
-                |m| m.snapshot.is_some() && m.snapshot == m.last_applied,
-                "snapshot of all",
-            )
+            .metrics(|m| m.snapshot.is_some() && m.snapshot == m.last_applied, "snapshot of all")
             .await
             .expect("snapshot built")
             .snapshot
             .expect("a snapshot");
-        node.raft
-            .trigger()
-            .purge_log(covered.index)
-            .await
-            .expect("trigger purge");
-        wait.purged(Some(covered), "purge")
-            .await
-            .expect("log purged");
+        node.raft.trigger().purge_log(covered.index).await.expect("trigger purge");
+        wait.purged(Some(covered), "purge").await.expect("log purged");
 
         node.shutdown().await;
-        let after_shutdown = node
-            .propose(link('b', 1))
-            .await
-            .expect_err("a stopped node refuses work");
-        assert!(
-            matches!(after_shutdown, RaftError::Fatal(_)),
-            "{after_shutdown:?}"
-        );
+        let after_shutdown = node.propose(link('b', 1)).await.expect_err("a stopped node refuses work");
+        assert!(matches!(after_shutdown, RaftError::Fatal(_)), "{after_shutdown:?}");
         assert_eq!(after_shutdown.code(), gati_core::ErrorCode::Unavailable);
     }
     let db = open_db(&dir);
     let sm = StateMachine::open(&db).expect("state machine opens");
-    let node = RaftNode::start(1, &db, sm.clone())
-        .await
-        .expect("node restarts and leads");
+    let node = RaftNode::start(1, &db, sm.clone()).await.expect("node restarts and leads");
     node.ensure_linearizable().await.expect("read index");
     assert_eq!(sm.blob_link(&repo(), &digest('a')).expect("query"), Some(7));
-    assert_eq!(
-        node.propose(link('b', 3)).await.expect("commit"),
-        Applied::BlobLinked { created: true }
-    );
+    assert_eq!(node.propose(link('b', 3)).await.expect("commit"), Applied::BlobLinked { created: true });
     node.shutdown().await;
 }

@@ -5,9 +5,9 @@ use gati_core::command::Rejection;
 use gati_core::range::{ByteRange, Satisfiable};
 use gati_core::{Applied, Command, Digest, RepoName};
 
+use super::Registry;
 use super::error::{RegistryError, Result};
 use super::manifests::unexpected;
-use super::Registry;
 
 /// Blob bytes as served.
 pub struct BlobContent {

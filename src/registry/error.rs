@@ -79,8 +79,15 @@ impl RegistryError {
         use RegistryError::*;
         match self {
             NameUnknown | ManifestUnknown | BlobUnknown | UploadUnknown => ErrorCode::NotFound,
-            NameInvalid(_) | ManifestInvalid(_) | ManifestTooLarge { .. } | ManifestBlobUnknown(_) | UploadInvalid(_)
-            | ChunkOutOfOrder { .. } | DigestInvalid(_) | SizeInvalid(_) | RangeNotSatisfiable { .. } => ErrorCode::Invalid,
+            NameInvalid(_)
+            | ManifestInvalid(_)
+            | ManifestTooLarge { .. }
+            | ManifestBlobUnknown(_)
+            | UploadInvalid(_)
+            | ChunkOutOfOrder { .. }
+            | DigestInvalid(_)
+            | SizeInvalid(_)
+            | RangeNotSatisfiable { .. } => ErrorCode::Invalid,
             PreconditionFailed { .. } => ErrorCode::Conflict,
             Unavailable(_) => ErrorCode::Unavailable,
             Internal => ErrorCode::Internal,
@@ -97,9 +104,13 @@ impl RegistryError {
 impl From<CoreError> for RegistryError {
     fn from(e: CoreError) -> Self {
         match e {
-            CoreError::DigestInvalid(_) | CoreError::DigestUnsupported(_) => RegistryError::DigestInvalid(e.to_string()),
+            CoreError::DigestInvalid(_) | CoreError::DigestUnsupported(_) => {
+                RegistryError::DigestInvalid(e.to_string())
+            }
             CoreError::NameInvalid { .. } | CoreError::TagInvalid(_) => RegistryError::NameInvalid(e.to_string()),
-            CoreError::ManifestInvalid(_) | CoreError::ManifestUnsupported(_) => RegistryError::ManifestInvalid(e.to_string()),
+            CoreError::ManifestInvalid(_) | CoreError::ManifestUnsupported(_) => {
+                RegistryError::ManifestInvalid(e.to_string())
+            }
             CoreError::UploadIdInvalid(_) => RegistryError::UploadUnknown,
             CoreError::RangeInvalid(_) => RegistryError::UploadInvalid(e.to_string()),
         }

@@ -7,8 +7,8 @@ use gati_core::command::Rejection;
 use gati_core::manifest::{MAX_MANIFEST_BYTES, parse_manifest};
 use gati_core::{Applied, Command, Digest, DigestAlgorithm, ManifestRecord, Reference, RepoName, TagCondition};
 
-use super::error::{RegistryError, Result};
 use super::Registry;
+use super::error::{RegistryError, Result};
 use crate::actors::ActorError;
 
 /// A manifest as served: its identity, media type and exact bytes.
@@ -120,15 +120,19 @@ impl Registry {
             annotations: parsed.annotations,
         };
         self.inner.blobs.put_verified(&digest, body.clone()).await?;
-        let command = Command::PutManifest { repo, record, tag, condition };
+        let command = Command::PutManifest { repo, record: Box::new(record), tag, condition };
         match self.inner.namespaces.propose(command).await? {
             Applied::ManifestPut { .. } => {
                 self.inner.manifest_cache.insert(digest.clone(), body);
                 Ok(PushedManifest { digest, subject })
             }
             Applied::Rejected(Rejection::BlobUnknown { digest })
-            | Applied::Rejected(Rejection::ManifestUnknown { digest }) => Err(RegistryError::ManifestBlobUnknown(digest)),
-            Applied::Rejected(Rejection::TagConditionFailed { current }) => Err(RegistryError::PreconditionFailed { current }),
+            | Applied::Rejected(Rejection::ManifestUnknown { digest }) => {
+                Err(RegistryError::ManifestBlobUnknown(digest))
+            }
+            Applied::Rejected(Rejection::TagConditionFailed { current }) => {
+                Err(RegistryError::PreconditionFailed { current })
+            }
             other => Err(unexpected(other)),
         }
     }
@@ -148,7 +152,12 @@ impl Registry {
 
     /// Lists the manifests whose `subject` is `subject`, optionally only those of one artifact
     /// type, in digest order.
-    pub async fn referrers(&self, repo: &RepoName, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<ManifestRecord>> {
+    pub async fn referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<ManifestRecord>> {
         let mut records = self.inner.state.referrers(repo, subject)?;
         if let Some(wanted) = artifact_type {
             records.retain(|r| r.artifact_type.as_ref().is_some_and(|a| a.as_str() == wanted));

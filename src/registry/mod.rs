@@ -19,7 +19,7 @@ use gati_meta::StateMachine;
 
 pub use blobs::BlobContent;
 pub use error::{RegistryError, Result};
-pub use manifests::{ManifestContent, PutManifestRequest, PushedManifest};
+pub use manifests::{ManifestContent, PushedManifest, PutManifestRequest};
 
 use crate::actors::{NamespaceDirectory, UploadDirectory};
 use crate::raft::RaftNode;

@@ -3,8 +3,8 @@
 use gati_blob::ByteStream;
 use gati_core::{Digest, RepoName, UploadId};
 
-use super::error::Result;
 use super::Registry;
+use super::error::Result;
 
 impl Registry {
     /// Begins a resumable upload session in `repo`.
@@ -13,7 +13,13 @@ impl Registry {
     }
 
     /// Appends a chunk; `start` is the chunk's claimed first byte. Returns the new size.
-    pub async fn append_upload(&self, repo: &RepoName, id: &UploadId, start: Option<u64>, body: ByteStream) -> Result<u64> {
+    pub async fn append_upload(
+        &self,
+        repo: &RepoName,
+        id: &UploadId,
+        start: Option<u64>,
+        body: ByteStream,
+    ) -> Result<u64> {
         Ok(self.inner.uploads.append(repo, id, start, body).await?)
     }
 

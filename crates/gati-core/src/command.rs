@@ -95,8 +95,8 @@ pub enum Command {
     PutManifest {
         /// The repository.
         repo: RepoName,
-        /// The manifest.
-        record: ManifestRecord,
+        /// The manifest (boxed: it dwarfs every other command).
+        record: Box<ManifestRecord>,
         /// The tag to point at it, when pushed by tag.
         tag: Option<Tag>,
         /// The precondition on the tag's current target.

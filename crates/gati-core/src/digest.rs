@@ -61,8 +61,8 @@ pub struct Digest {
 impl Digest {
     /// Builds a digest from an algorithm and its lowercase hex encoding, validating both.
     pub fn new(algorithm: DigestAlgorithm, hex: &str) -> Result<Self> {
-        let well_formed = hex.len() == algorithm.hex_len()
-            && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let well_formed =
+            hex.len() == algorithm.hex_len() && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if !well_formed {
             return Err(CoreError::DigestInvalid(format!("{algorithm}:{hex}")));
         }
@@ -84,9 +84,7 @@ impl FromStr for Digest {
     type Err = CoreError;
 
     fn from_str(s: &str) -> Result<Self> {
-        let (algorithm, encoded) = s
-            .split_once(':')
-            .ok_or_else(|| CoreError::DigestInvalid(s.to_owned()))?;
+        let (algorithm, encoded) = s.split_once(':').ok_or_else(|| CoreError::DigestInvalid(s.to_owned()))?;
         let algorithm = match algorithm {
             "sha256" => DigestAlgorithm::Sha256,
             "sha512" => DigestAlgorithm::Sha512,

@@ -89,24 +89,15 @@ fn descriptor(raw: RawDescriptor, field: &str) -> Result<Descriptor> {
         .ok_or_else(|| invalid(format!("{field}: descriptor without mediaType")))?
         .parse()
         .map_err(|e| invalid(format!("{field}: {e}")))?;
-    let digest = raw
-        .digest
-        .parse()
-        .map_err(|e| invalid(format!("{field}: {e}")))?;
+    let digest = raw.digest.parse().map_err(|e| invalid(format!("{field}: {e}")))?;
     let size = u64::try_from(raw.size).map_err(|_| invalid(format!("{field}: negative size")))?;
-    let artifact_type = raw
-        .artifact_type
-        .map(|a| a.parse())
-        .transpose()
-        .map_err(|e| invalid(format!("{field}: {e}")))?;
+    let artifact_type =
+        raw.artifact_type.map(|a| a.parse()).transpose().map_err(|e| invalid(format!("{field}: {e}")))?;
     Ok(Descriptor { media_type, digest, size, artifact_type, annotations: raw.annotations, urls: raw.urls })
 }
 
 fn descriptors(raw: Vec<RawDescriptor>, field: &str) -> Result<Vec<Descriptor>> {
-    raw.into_iter()
-        .enumerate()
-        .map(|(i, d)| descriptor(d, &format!("{field}[{i}]")))
-        .collect()
+    raw.into_iter().enumerate().map(|(i, d)| descriptor(d, &format!("{field}[{i}]"))).collect()
 }
 
 fn refuse_schema1(media_type: &str) -> Result<()> {
@@ -128,8 +119,7 @@ pub fn parse_manifest(content_type: Option<&str>, body: &[u8]) -> Result<ParsedM
     if let Some(ct) = content_type {
         refuse_schema1(ct)?;
     }
-    let raw: RawManifest =
-        serde_json::from_slice(body).map_err(|e| invalid(format!("malformed JSON: {e}")))?;
+    let raw: RawManifest = serde_json::from_slice(body).map_err(|e| invalid(format!("malformed JSON: {e}")))?;
     if let Some(mt) = raw.media_type.as_deref() {
         refuse_schema1(mt)?;
     }
@@ -138,10 +128,9 @@ pub fn parse_manifest(content_type: Option<&str>, body: &[u8]) -> Result<ParsedM
     }
     let header_kind = content_type.and_then(ManifestKind::from_media_type);
     let body_kind = match raw.media_type.as_deref() {
-        Some(mt) => Some(
-            ManifestKind::from_media_type(mt)
-                .ok_or_else(|| CoreError::ManifestUnsupported(mt.to_owned()))?,
-        ),
+        Some(mt) => {
+            Some(ManifestKind::from_media_type(mt).ok_or_else(|| CoreError::ManifestUnsupported(mt.to_owned()))?)
+        }
         None => None,
     };
     let kind = match (header_kind, body_kind) {
@@ -162,11 +151,8 @@ pub fn parse_manifest(content_type: Option<&str>, body: &[u8]) -> Result<ParsedM
         },
     };
 
-    let artifact_type = raw
-        .artifact_type
-        .map(|a| a.parse())
-        .transpose()
-        .map_err(|e| invalid(format!("artifactType: {e}")))?;
+    let artifact_type =
+        raw.artifact_type.map(|a| a.parse()).transpose().map_err(|e| invalid(format!("artifactType: {e}")))?;
     let subject = raw.subject.map(|s| descriptor(s, "subject")).transpose()?;
 
     let (config, layers, manifests) = if kind.is_index() {
@@ -212,9 +198,7 @@ impl ParsedManifest {
     /// Returns the artifact type the referrers API reports: `artifactType`, else the config's
     /// media type (OCI distribution spec 1.1, "Listing Referrers").
     pub fn referrer_artifact_type(&self) -> Option<MediaType> {
-        self.artifact_type
-            .clone()
-            .or_else(|| self.config.as_ref().map(|c| c.media_type.clone()))
+        self.artifact_type.clone().or_else(|| self.config.as_ref().map(|c| c.media_type.clone()))
     }
 }
 
@@ -245,10 +229,7 @@ mod tests {
         assert_eq!(m.kind, ManifestKind::OciManifest);
         let want: Vec<Digest> = vec![d('a').parse().unwrap(), d('b').parse().unwrap()];
         assert_eq!(m.required_blobs(), want);
-        assert_eq!(
-            m.referrer_artifact_type().unwrap().as_str(),
-            "application/vnd.oci.image.config.v1+json"
-        );
+        assert_eq!(m.referrer_artifact_type().unwrap().as_str(), "application/vnd.oci.image.config.v1+json");
     }
 
     #[test]

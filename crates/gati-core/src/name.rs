@@ -97,10 +97,7 @@ impl FromStr for RepoName {
             return Err(invalid(s, "longer than 255 characters"));
         }
         if !s.split('/').all(component_is_valid) {
-            return Err(invalid(
-                s,
-                "components must be lowercase alphanumerics separated by '.', '_', '__' or '-'",
-            ));
+            return Err(invalid(s, "components must be lowercase alphanumerics separated by '.', '_', '__' or '-'"));
         }
         Ok(RepoName(s.to_owned()))
     }
@@ -180,8 +177,26 @@ mod tests {
     fn rejects_hostile_and_malformed_names() {
         let long = "a".repeat(300);
         for bad in [
-            "", "..", "../etc", "a/../b", "a/./b", "Library/nginx", "UPPER", "a//b", "/a", "a/",
-            "a___b", "a-", "-a", "a.", "a..b", "a b", "a\0b", "a/b\n", long.as_str(), "ñ",
+            "",
+            "..",
+            "../etc",
+            "a/../b",
+            "a/./b",
+            "Library/nginx",
+            "UPPER",
+            "a//b",
+            "/a",
+            "a/",
+            "a___b",
+            "a-",
+            "-a",
+            "a.",
+            "a..b",
+            "a b",
+            "a\0b",
+            "a/b\n",
+            long.as_str(),
+            "ñ",
         ] {
             assert!(bad.parse::<RepoName>().is_err(), "{bad:?} must be rejected");
         }

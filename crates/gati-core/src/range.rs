@@ -1,5 +1,5 @@
 //! HTTP byte ranges: the `Range` request header on blob GETs (RFC 9110 §14) and the
-//! `Content-Range` header on chunked upload PATCHes (OCI distribution spec, "Pushing a blob in
+//! `Content-Range` header on chunked upload `PATCH` requests (OCI distribution spec, "Pushing a blob in
 //! chunks", which writes it as `<start>-<end>` without the `bytes ` unit).
 
 use crate::error::{CoreError, Result};

@@ -26,9 +26,7 @@ impl FromStr for Tag {
     fn from_str(s: &str) -> Result<Self> {
         let bytes = s.as_bytes();
         let first_ok = bytes.first().is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
-        let rest_ok = bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        let rest_ok = bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
         if first_ok && rest_ok && bytes.len() <= 128 {
             Ok(Tag(s.to_owned()))
         } else {
@@ -77,11 +75,7 @@ impl FromStr for Reference {
 
     /// A colon can never appear in a tag, so its presence selects the digest grammar.
     fn from_str(s: &str) -> Result<Self> {
-        if s.contains(':') {
-            s.parse().map(Reference::Digest)
-        } else {
-            s.parse().map(Reference::Tag)
-        }
+        if s.contains(':') { s.parse().map(Reference::Digest) } else { s.parse().map(Reference::Tag) }
     }
 }
 

@@ -68,10 +68,7 @@ impl LogStore {
     /// each group will get its own pair of trees named after the group; the current names then
     /// stay those of the first group, so existing data needs no migration.
     pub fn open(db: &sled::Db) -> Result<Self> {
-        Ok(LogStore {
-            entries: db.open_tree(ENTRIES_TREE)?,
-            slots: db.open_tree(SLOTS_TREE)?,
-        })
+        Ok(LogStore { entries: db.open_tree(ENTRIES_TREE)?, slots: db.open_tree(SLOTS_TREE)? })
     }
 
     /// Writes entries (index, body) in one atomic batch, replacing any entry at the same index.
@@ -122,11 +119,7 @@ impl LogStore {
     ///
     /// It returns at least one entry whenever the range holds one, however large, so that a reader
     /// paging through the log always makes progress.
-    pub fn range_limited(
-        &self,
-        range: impl RangeBounds<u64>,
-        max_bytes: usize,
-    ) -> Result<Vec<(u64, Vec<u8>)>> {
+    pub fn range_limited(&self, range: impl RangeBounds<u64>, max_bytes: usize) -> Result<Vec<(u64, Vec<u8>)>> {
         let Some((first, last)) = inclusive_bounds(&range) else {
             return Ok(Vec::new());
         };
@@ -145,18 +138,12 @@ impl LogStore {
 
     /// Returns the entry with the lowest index, if the log holds any.
     pub fn first(&self) -> Result<Option<(u64, Vec<u8>)>> {
-        self.entries
-            .first()?
-            .map(|(k, v)| Ok((decode_index(&k)?, v.to_vec())))
-            .transpose()
+        self.entries.first()?.map(|(k, v)| Ok((decode_index(&k)?, v.to_vec()))).transpose()
     }
 
     /// Returns the entry with the highest index, if the log holds any.
     pub fn last(&self) -> Result<Option<(u64, Vec<u8>)>> {
-        self.entries
-            .last()?
-            .map(|(k, v)| Ok((decode_index(&k)?, v.to_vec())))
-            .transpose()
+        self.entries.last()?.map(|(k, v)| Ok((decode_index(&k)?, v.to_vec()))).transpose()
     }
 
     /// Removes every entry with an index of `index` or more, atomically.
@@ -221,9 +208,8 @@ fn inclusive_bounds(range: &impl RangeBounds<u64>) -> Option<(u64, u64)> {
 /// Decodes an entry key; anything but 8 bytes means the tree holds something this module never
 /// wrote.
 fn decode_index(key: &[u8]) -> Result<u64> {
-    let bytes: [u8; 8] = key
-        .try_into()
-        .map_err(|_| MetaError::Corrupt(format!("log key of {} bytes, expected 8", key.len())))?;
+    let bytes: [u8; 8] =
+        key.try_into().map_err(|_| MetaError::Corrupt(format!("log key of {} bytes, expected 8", key.len())))?;
     Ok(u64::from_be_bytes(bytes))
 }
 
@@ -317,10 +303,7 @@ mod tests {
         #[allow(clippy::reversed_empty_ranges)]
         let inverted = 6..2;
         assert!(log.range(inverted)?.is_empty());
-        assert!(
-            log.range((Bound::Excluded(u64::MAX), Bound::Unbounded))?
-                .is_empty()
-        );
+        assert!(log.range((Bound::Excluded(u64::MAX), Bound::Unbounded))?.is_empty());
         assert!(log.range(20..)?.is_empty());
         Ok(())
     }
@@ -405,8 +388,7 @@ mod tests {
     fn the_log_does_not_share_keys_with_other_trees() -> TestResult {
         let (_dir, db) = temp_db()?;
         let log = filled(&db, 1..=3)?;
-        db.open_tree("state")?
-            .insert(1u64.to_be_bytes(), &b"other"[..])?;
+        db.open_tree("state")?.insert(1u64.to_be_bytes(), &b"other"[..])?;
         db.insert(2u64.to_be_bytes(), &b"default tree"[..])?;
         assert_eq!(indices(&log.range(..)?), vec![1, 2, 3]);
         assert_eq!(log.get(1)?, Some(body(1)));

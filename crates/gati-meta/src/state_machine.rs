@@ -60,10 +60,7 @@ impl StateMachine {
     /// `raft_state` in the same atomic write. Entries without a command (blank, membership) only
     /// advance the position and yield [`Applied::Nothing`].
     pub fn apply(&self, raft_state: &[u8], command: Option<&Command>) -> Result<Applied> {
-        let _applier = self
-            .apply_lock
-            .lock()
-            .map_err(|_| MetaError::Corrupt("a previous apply panicked".into()))?;
+        let _applier = self.apply_lock.lock().map_err(|_| MetaError::Corrupt("a previous apply panicked".into()))?;
         let mut writes = WriteSet::new();
         let outcome = match command {
             None => Applied::Nothing,
@@ -180,10 +177,7 @@ impl StateMachine {
 
     /// Returns the digest a tag points at.
     pub fn tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<Digest>> {
-        self.tree
-            .get(keys::tag(repo, tag))?
-            .map(|v| parse_digest(&v))
-            .transpose()
+        self.tree.get(keys::tag(repo, tag))?.map(|v| parse_digest(&v)).transpose()
     }
 
     /// Returns a manifest's record, if the repository holds it.
@@ -199,10 +193,7 @@ impl StateMachine {
         self.tree
             .get(keys::blob(repo, digest))?
             .map(|v| {
-                let bytes: [u8; 8] = v
-                    .as_ref()
-                    .try_into()
-                    .map_err(|_| MetaError::Corrupt("blob link size".into()))?;
+                let bytes: [u8; 8] = v.as_ref().try_into().map_err(|_| MetaError::Corrupt("blob link size".into()))?;
                 Ok(u64::from_be_bytes(bytes))
             })
             .transpose()
@@ -271,7 +262,11 @@ impl StateMachine {
     }
 
     /// Serialises the whole state, consensus position included, for a Raft snapshot.
+    ///
+    /// Holds the applier lock so the snapshot is one consistent state whose position matches its
+    /// contents; applies wait meanwhile.
     pub fn export_snapshot(&self) -> Result<Vec<u8>> {
+        let _applier = self.apply_lock.lock().map_err(|_| MetaError::Corrupt("a previous apply panicked".into()))?;
         let mut out = SNAPSHOT_MAGIC.to_vec();
         for entry in self.tree.iter() {
             let (k, v) = entry?;
@@ -286,10 +281,7 @@ impl StateMachine {
 
     /// Replaces the whole state with a snapshot made by [`StateMachine::export_snapshot`].
     pub fn import_snapshot(&self, data: &[u8]) -> Result<()> {
-        let _applier = self
-            .apply_lock
-            .lock()
-            .map_err(|_| MetaError::Corrupt("a previous apply panicked".into()))?;
+        let _applier = self.apply_lock.lock().map_err(|_| MetaError::Corrupt("a previous apply panicked".into()))?;
         let body = data
             .strip_prefix(SNAPSHOT_MAGIC.as_slice())
             .ok_or_else(|| MetaError::Corrupt("snapshot has no header".into()))?;

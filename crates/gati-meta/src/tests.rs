@@ -21,8 +21,8 @@ fn tag(s: &str) -> Tag {
     s.parse().unwrap()
 }
 
-fn record(digest: Digest, blobs: Vec<Digest>, subject: Option<Digest>) -> ManifestRecord {
-    ManifestRecord {
+fn record(digest: Digest, blobs: Vec<Digest>, subject: Option<Digest>) -> Box<ManifestRecord> {
+    Box::new(ManifestRecord {
         digest,
         kind: ManifestKind::OciManifest,
         media_type: gati_core::media_type::OCI_MANIFEST.parse().unwrap(),
@@ -32,7 +32,7 @@ fn record(digest: Digest, blobs: Vec<Digest>, subject: Option<Digest>) -> Manife
         subject,
         artifact_type: None,
         annotations: BTreeMap::new(),
-    }
+    })
 }
 
 fn open() -> (tempfile::TempDir, StateMachine) {
@@ -42,12 +42,7 @@ fn open() -> (tempfile::TempDir, StateMachine) {
 }
 
 fn put(repo_: &str, digest: Digest, tag_: Option<&str>, condition: Option<TagCondition>) -> Command {
-    Command::PutManifest {
-        repo: repo(repo_),
-        record: record(digest, vec![dg(1)], None),
-        tag: tag_.map(tag),
-        condition,
-    }
+    Command::PutManifest { repo: repo(repo_), record: record(digest, vec![dg(1)], None), tag: tag_.map(tag), condition }
 }
 
 fn link(repo_: &str, d: Digest) -> Command {
@@ -78,7 +73,10 @@ fn conditional_tag_updates_are_compare_and_set() {
     let (_d, sm) = open();
     sm.apply(b"1", Some(&link("r", dg(1)))).unwrap();
     let create = Some(TagCondition::IfNoneMatchAny);
-    assert_eq!(sm.apply(b"2", Some(&put("r", dg(10), Some("t"), create.clone()))).unwrap(), Applied::ManifestPut { previous: None });
+    assert_eq!(
+        sm.apply(b"2", Some(&put("r", dg(10), Some("t"), create.clone()))).unwrap(),
+        Applied::ManifestPut { previous: None }
+    );
     assert_eq!(
         sm.apply(b"3", Some(&put("r", dg(11), Some("t"), create))).unwrap(),
         Applied::Rejected(Rejection::TagConditionFailed { current: Some(dg(10)) })
@@ -88,7 +86,10 @@ fn conditional_tag_updates_are_compare_and_set() {
     assert_eq!(sm.tag(&repo("r"), &tag("t")).unwrap(), Some(dg(10)));
     assert_eq!(sm.manifest(&repo("r"), &dg(11)).unwrap(), None, "a refused put records nothing");
     let fresh = Some(TagCondition::IfMatch { digests: vec![dg(10)] });
-    assert_eq!(sm.apply(b"5", Some(&put("r", dg(11), Some("t"), fresh))).unwrap(), Applied::ManifestPut { previous: Some(dg(10)) });
+    assert_eq!(
+        sm.apply(b"5", Some(&put("r", dg(11), Some("t"), fresh))).unwrap(),
+        Applied::ManifestPut { previous: Some(dg(10)) }
+    );
     assert_eq!(sm.tag(&repo("r"), &tag("t")).unwrap(), Some(dg(11)));
 }
 
@@ -99,7 +100,12 @@ fn delete_manifest_removes_its_tags_and_referrer_entry() {
     sm.apply(b"2", Some(&put("r", dg(10), Some("a"), None))).unwrap();
     sm.apply(b"3", Some(&put("r", dg(10), Some("b"), None))).unwrap();
     sm.apply(b"4", Some(&put("r", dg(11), Some("c"), None))).unwrap();
-    let referrer = Command::PutManifest { repo: repo("r"), record: record(dg(12), vec![dg(1)], Some(dg(10))), tag: None, condition: None };
+    let referrer = Command::PutManifest {
+        repo: repo("r"),
+        record: record(dg(12), vec![dg(1)], Some(dg(10))),
+        tag: None,
+        condition: None,
+    };
     sm.apply(b"5", Some(&referrer)).unwrap();
     assert_eq!(sm.referrers(&repo("r"), &dg(10)).unwrap().len(), 1);
 
@@ -119,10 +125,19 @@ fn delete_tag_keeps_manifest_and_unlink_blob() {
     let (_d, sm) = open();
     sm.apply(b"1", Some(&link("r", dg(1)))).unwrap();
     sm.apply(b"2", Some(&put("r", dg(10), Some("a"), None))).unwrap();
-    assert_eq!(sm.apply(b"3", Some(&Command::DeleteTag { repo: repo("r"), tag: tag("a") })).unwrap(), Applied::TagDeleted);
+    assert_eq!(
+        sm.apply(b"3", Some(&Command::DeleteTag { repo: repo("r"), tag: tag("a") })).unwrap(),
+        Applied::TagDeleted
+    );
     assert!(sm.manifest(&repo("r"), &dg(10)).unwrap().is_some());
-    assert!(matches!(sm.apply(b"4", Some(&Command::DeleteTag { repo: repo("r"), tag: tag("a") })).unwrap(), Applied::Rejected(_)));
-    assert_eq!(sm.apply(b"5", Some(&Command::UnlinkBlob { repo: repo("r"), digest: dg(1) })).unwrap(), Applied::BlobUnlinked);
+    assert!(matches!(
+        sm.apply(b"4", Some(&Command::DeleteTag { repo: repo("r"), tag: tag("a") })).unwrap(),
+        Applied::Rejected(_)
+    ));
+    assert_eq!(
+        sm.apply(b"5", Some(&Command::UnlinkBlob { repo: repo("r"), digest: dg(1) })).unwrap(),
+        Applied::BlobUnlinked
+    );
     assert_eq!(sm.blob_link(&repo("r"), &dg(1)).unwrap(), None);
 }
 
@@ -181,17 +196,28 @@ fn arb_command() -> impl Strategy<Value = Command> {
     prop_oneof![
         (r.clone(), d.clone()).prop_map(|(r, d)| link(r, dg(d))),
         (r.clone(), d.clone()).prop_map(|(r, d)| Command::UnlinkBlob { repo: repo(r), digest: dg(d) }),
-        (r.clone(), d.clone(), d.clone(), proptest::option::of(t.clone()), proptest::option::of(d.clone()), any::<u8>()).prop_map(
-            |(r, m, b, t, s, c)| {
+        (
+            r.clone(),
+            d.clone(),
+            d.clone(),
+            proptest::option::of(t.clone()),
+            proptest::option::of(d.clone()),
+            any::<u8>()
+        )
+            .prop_map(|(r, m, b, t, s, c)| {
                 let condition = match c % 4 {
                     0 => None,
                     1 => Some(TagCondition::IfNoneMatchAny),
                     2 => Some(TagCondition::IfMatch { digests: vec![dg(m)] }),
                     _ => Some(TagCondition::IfMatchAny),
                 };
-                Command::PutManifest { repo: repo(r), record: record(dg(100 + m), vec![dg(b)], s.map(|s| dg(100 + s))), tag: t.map(tag), condition }
-            }
-        ),
+                Command::PutManifest {
+                    repo: repo(r),
+                    record: record(dg(100 + m), vec![dg(b)], s.map(|s| dg(100 + s))),
+                    tag: t.map(tag),
+                    condition,
+                }
+            }),
         (r.clone(), d.clone()).prop_map(|(r, d)| Command::DeleteManifest { repo: repo(r), digest: dg(100 + d) }),
         (r, t).prop_map(|(r, t)| Command::DeleteTag { repo: repo(r), tag: tag(t) }),
     ]
