@@ -11,6 +11,7 @@
 //! transport and several groups (shards): the adapters are per group already (they hold only
 //! cheap handles), and [`RaftNode::start`] is where membership and transport will be passed in.
 
+mod batcher;
 mod error;
 mod log_store;
 mod network;
@@ -25,6 +26,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use batcher::Batcher;
 use gati_core::{Applied, Command};
 use gati_meta::StateMachine;
 use gati_meta::log_store::LogStore;
@@ -76,6 +78,7 @@ const ADAPTERS_RELEASE_WAIT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct RaftNode {
     raft: Raft,
+    batcher: Batcher,
     node_id: u64,
     log: LogStore,
     adapters_gone: Arc<tokio::sync::Mutex<AdaptersGone>>,
@@ -108,7 +111,8 @@ impl RaftNode {
         )
         .await?;
         let adapters_gone = Arc::new(tokio::sync::Mutex::new(adapters_gone));
-        let node = RaftNode { raft, node_id, log, adapters_gone };
+        let batcher = Batcher::start(raft.clone());
+        let node = RaftNode { raft, batcher, node_id, log, adapters_gone };
         if let Err(error) = node.initialize_and_lead().await {
             node.shutdown().await;
             return Err(error);
@@ -150,9 +154,10 @@ impl RaftNode {
     /// `Ok` includes deterministic refusals (`Applied::Rejected`). An `Err` other than
     /// [`RaftError::ForwardToLeader`] leaves the outcome unknown: the command may still commit,
     /// so callers must treat it as indeterminate, not as "not applied".
+    ///
+    /// Concurrent proposals are grouped into one log entry (see [`batcher`]).
     pub async fn propose(&self, command: Command) -> Result<Applied> {
-        let response = self.raft.client_write(command).await?;
-        Ok(response.data)
+        self.batcher.propose(command).await
     }
 
     /// Returns once reads of the local state machine are linearizable: this node is still the

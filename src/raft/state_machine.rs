@@ -24,7 +24,7 @@ use std::io::Cursor;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use gati_core::Applied;
+use gati_core::ProposalOutcome;
 use gati_meta::StateMachine;
 use gati_meta::log_store::{LogStore, Slot};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
@@ -141,7 +141,7 @@ impl RaftStateMachine<GatiRaft> for StateMachineAdapter {
         Ok((position.last_applied, position.membership))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ProposalOutcome>, StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -156,17 +156,17 @@ impl RaftStateMachine<GatiRaft> for StateMachineAdapter {
             for entry in entries {
                 let log_id = entry.log_id;
                 position.last_applied = Some(log_id);
-                let command = match entry.payload {
-                    EntryPayload::Blank => None,
-                    EntryPayload::Normal(command) => Some(command),
+                let commands = match entry.payload {
+                    EntryPayload::Blank => Vec::new(),
+                    EntryPayload::Normal(proposal) => proposal.commands,
                     EntryPayload::Membership(membership) => {
                         position.membership = StoredMembership::new(Some(log_id), membership);
-                        None
+                        Vec::new()
                     }
                 };
                 let raft_state = encode(&position).map_err(|e| StorageIOError::apply(log_id, &e))?;
-                let outcome = sm.apply(&raft_state, command.as_ref()).map_err(|e| StorageIOError::apply(log_id, &e))?;
-                outcomes.push(outcome);
+                let applied = sm.apply(&raft_state, &commands).map_err(|e| StorageIOError::apply(log_id, &e))?;
+                outcomes.push(ProposalOutcome { outcomes: applied });
             }
             Ok(outcomes)
         })

@@ -61,6 +61,10 @@ fn digest(fill: char) -> Digest {
     format!("sha256:{}", fill.to_string().repeat(64)).parse().expect("valid digest")
 }
 
+fn proposal(command: Command) -> gati_core::Proposal {
+    gati_core::Proposal { commands: vec![command] }
+}
+
 fn link(fill: char, size: u64) -> Command {
     Command::LinkBlob { repo: repo(), digest: digest(fill), size }
 }
@@ -72,8 +76,8 @@ fn entries() -> Vec<Entry> {
             payload: EntryPayload::Membership(Membership::new(vec![BTreeSet::from([1])], ())),
         },
         Entry { log_id: log_id(1, 2), payload: EntryPayload::Blank },
-        Entry { log_id: log_id(2, 3), payload: EntryPayload::Normal(link('a', 7)) },
-        Entry { log_id: log_id(2, 4), payload: EntryPayload::Normal(link('b', 9)) },
+        Entry { log_id: log_id(2, 3), payload: EntryPayload::Normal(proposal(link('a', 7))) },
+        Entry { log_id: log_id(2, 4), payload: EntryPayload::Normal(proposal(link('b', 9))) },
     ]
 }
 
@@ -112,7 +116,8 @@ async fn log_vote_state_and_snapshot_survive_reopening_the_database() {
         log.save_vote(&Vote::new_committed(2, 1)).await.expect("save vote");
         log.blocking_append(entries()).await.expect("append");
         let outcomes = sm.apply(entries().into_iter().take(3)).await.expect("apply");
-        assert_eq!(outcomes, vec![Applied::Nothing, Applied::Nothing, Applied::BlobLinked { created: true }]);
+        let outcomes: Vec<Vec<Applied>> = outcomes.into_iter().map(|o| o.outcomes).collect();
+        assert_eq!(outcomes, vec![vec![], vec![], vec![Applied::BlobLinked { created: true }]]);
         let snapshot = sm.get_snapshot_builder().await.build_snapshot().await.expect("snapshot");
         assert_eq!(snapshot.meta.last_log_id, Some(log_id(2, 3)));
         log.save_committed(Some(log_id(2, 4))).await.expect("save committed");
@@ -143,7 +148,10 @@ async fn an_installed_snapshot_replaces_the_state_and_becomes_current() {
     let follower_db = open_db(&follower_dir);
     let (_, mut follower) = adapters(&follower_db);
     leader.apply(entries()).await.expect("apply on leader");
-    follower.apply([Entry { log_id: log_id(1, 1), payload: EntryPayload::Normal(link('c', 1)) }]).await.expect("apply");
+    follower
+        .apply([Entry { log_id: log_id(1, 1), payload: EntryPayload::Normal(proposal(link('c', 1))) }])
+        .await
+        .expect("apply");
     let snapshot = leader.get_snapshot_builder().await.build_snapshot().await.expect("build");
     let mut receiving = follower.begin_receiving_snapshot().await.expect("begin");
     *receiving = *snapshot.snapshot;
@@ -195,5 +203,37 @@ async fn a_single_node_commits_reads_snapshots_and_restarts() {
     node.ensure_linearizable().await.expect("read index");
     assert_eq!(sm.blob_link(&repo(), &digest('a')).expect("query"), Some(7));
     assert_eq!(node.propose(link('b', 3)).await.expect("commit"), Applied::BlobLinked { created: true });
+    node.shutdown().await;
+}
+
+/// Group commit: commands proposed together travel in shared log entries, and each still gets its
+/// own outcome. On a current-thread runtime all 200 proposals are queued before the batcher runs,
+/// so the grouping is deterministic.
+#[tokio::test(flavor = "current_thread")]
+async fn concurrent_proposals_share_log_entries() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let db = open_db(&dir);
+    let sm = StateMachine::open(&db).expect("state machine opens");
+    let node = RaftNode::start(1, &db, sm.clone()).await.expect("node starts and leads");
+    let last_index = |node: &RaftNode| node.raft.metrics().borrow().last_log_index.unwrap_or(0);
+    let before = last_index(&node);
+    let blob = |i: u64| -> Digest { format!("sha256:{i:064x}").parse().expect("valid digest") };
+    let proposals: Vec<_> = (0..200u64)
+        .map(|i| {
+            let node = node.clone();
+            tokio::spawn(
+                async move { node.propose(Command::LinkBlob { repo: repo(), digest: blob(i), size: i }).await },
+            )
+        })
+        .collect();
+    for proposal in proposals {
+        let outcome = proposal.await.expect("task").expect("commit");
+        assert_eq!(outcome, Applied::BlobLinked { created: true });
+    }
+    let entries = last_index(&node) - before;
+    assert!(entries <= 2, "200 concurrent commands took {entries} log entries");
+    for i in 0..200u64 {
+        assert_eq!(sm.blob_link(&repo(), &blob(i)).expect("query"), Some(i));
+    }
     node.shutdown().await;
 }

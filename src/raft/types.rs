@@ -9,10 +9,11 @@ use std::io::Cursor;
 
 openraft::declare_raft_types!(
     /// The openraft type configuration of the metadata group: log entries carry
-    /// [`gati_core::Command`]s, and applying one yields a [`gati_core::Applied`].
+    /// [`gati_core::Proposal`]s (ordered batches of commands), and applying one yields a
+    /// [`gati_core::ProposalOutcome`].
     pub GatiRaft:
-        D = gati_core::Command,
-        R = gati_core::Applied,
+        D = gati_core::Proposal,
+        R = gati_core::ProposalOutcome,
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<GatiRaft>,

@@ -131,6 +131,22 @@ impl Command {
     }
 }
 
+/// The payload of one Raft log entry: commands the state machine applies in order, each seeing the
+/// effects of those before it, and atomically. Concurrent writes are grouped into one proposal so
+/// that many commit with one log flush.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The commands, in the order they are applied.
+    pub commands: Vec<Command>,
+}
+
+/// The outcomes of a [`Proposal`]'s commands, one per command, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalOutcome {
+    /// One outcome per command.
+    pub outcomes: Vec<Applied>,
+}
+
 /// Why the state machine refused a command. Deterministic: every replica refuses alike.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]

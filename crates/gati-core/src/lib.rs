@@ -16,7 +16,7 @@ pub mod range;
 pub mod reference;
 pub mod upload;
 
-pub use command::{Applied, Command, ManifestRecord, Rejection, TagCondition};
+pub use command::{Applied, Command, ManifestRecord, Proposal, ProposalOutcome, Rejection, TagCondition};
 pub use digest::{Digest, DigestAlgorithm};
 pub use error::{CoreError, ErrorCode, Result};
 pub use manifest::{Descriptor, ParsedManifest};

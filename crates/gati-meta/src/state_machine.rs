@@ -8,6 +8,7 @@
 //! the last applied entry. Outcomes depend only on the stored state and the command: replicas that
 //! apply the same log hold byte-identical trees.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use gati_core::command::Rejection;
@@ -31,100 +32,119 @@ fn codec<E: std::fmt::Display>(e: E) -> MetaError {
     MetaError::Codec(e.to_string())
 }
 
-/// A sled batch plus the reads it depends on, built by one `apply`.
-struct WriteSet {
-    batch: sled::Batch,
+/// The writes of one log entry not yet committed, layered over the tree: reads during `apply` see
+/// the effects of earlier commands of the same entry, and the whole entry commits as one batch.
+struct Pending<'a> {
+    tree: &'a sled::Tree,
+    /// Key to new value; `None` deletes.
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
-impl WriteSet {
-    fn new() -> Self {
-        WriteSet { batch: sled::Batch::default() }
+impl<'a> Pending<'a> {
+    fn new(tree: &'a sled::Tree) -> Self {
+        Pending { tree, writes: BTreeMap::new() }
     }
 
-    fn put(&mut self, key: Vec<u8>, value: impl Into<sled::IVec>) {
-        self.batch.insert(key, value.into());
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.writes.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => Ok(self.tree.get(key)?.map(|v| v.to_vec())),
+        }
+    }
+
+    fn contains(&self, key: &[u8]) -> Result<bool> {
+        Ok(self.get(key)?.is_some())
+    }
+
+    /// Every live key under `prefix` with its value, pending writes applied, in key order.
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut merged = BTreeMap::new();
+        for entry in self.tree.scan_prefix(prefix) {
+            let (k, v) = entry?;
+            merged.insert(k.to_vec(), Some(v.to_vec()));
+        }
+        for (k, v) in self.writes.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)) {
+            merged.insert(k.clone(), v.clone());
+        }
+        Ok(merged.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: impl Into<Vec<u8>>) {
+        self.writes.insert(key, Some(value.into()));
     }
 
     fn delete(&mut self, key: Vec<u8>) {
-        self.batch.remove(key);
-    }
-}
-
-impl StateMachine {
-    /// Opens the state machine in the `state` tree of a sled database.
-    pub fn open(db: &sled::Db) -> Result<Self> {
-        Ok(StateMachine { tree: db.open_tree("state")?, apply_lock: Arc::new(Mutex::new(())) })
+        self.writes.insert(key, None);
     }
 
-    /// Applies one committed log entry: the command if it has one, and the new consensus position
-    /// `raft_state` in the same atomic write. Entries without a command (blank, membership) only
-    /// advance the position and yield [`Applied::Nothing`].
-    pub fn apply(&self, raft_state: &[u8], command: Option<&Command>) -> Result<Applied> {
-        let _applier = self.apply_lock.lock().map_err(|_| MetaError::Corrupt("a previous apply panicked".into()))?;
-        let mut writes = WriteSet::new();
-        let outcome = match command {
-            None => Applied::Nothing,
-            Some(command) => self.decide(command, &mut writes)?,
-        };
-        if matches!(outcome, Applied::Rejected(_)) {
-            // A refusal changes nothing but the position.
-            writes = WriteSet::new();
+    fn tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<Digest>> {
+        self.get(&keys::tag(repo, tag))?.map(|v| parse_digest(&v)).transpose()
+    }
+
+    fn manifest(&self, repo: &RepoName, digest: &Digest) -> Result<Option<ManifestRecord>> {
+        self.get(&keys::manifest(repo, digest))?.map(|v| decode_record(&v)).transpose()
+    }
+
+    fn into_batch(self) -> sled::Batch {
+        let mut batch = sled::Batch::default();
+        for (k, v) in self.writes {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
         }
-        writes.put(keys::RAFT_STATE.to_vec(), raft_state);
-        self.tree.apply_batch(writes.batch)?;
-        Ok(outcome)
+        batch
     }
 
-    /// Decides a command's outcome from the current state and fills in its writes.
-    fn decide(&self, command: &Command, w: &mut WriteSet) -> Result<Applied> {
+    /// Decides a command's outcome from the state so far and records its writes. A rejection
+    /// records nothing: every check precedes every write.
+    fn decide(&mut self, command: &Command) -> Result<Applied> {
         match command {
             Command::LinkBlob { repo, digest, size } => {
                 let key = keys::blob(repo, digest);
-                let created = !self.tree.contains_key(&key)?;
-                w.put(key, &size.to_be_bytes()[..]);
-                w.put(keys::repo(repo), &[][..]);
+                let created = !self.contains(&key)?;
+                self.put(key, size.to_be_bytes());
+                self.put(keys::repo(repo), []);
                 Ok(Applied::BlobLinked { created })
             }
             Command::UnlinkBlob { repo, digest } => {
                 let key = keys::blob(repo, digest);
-                if !self.tree.contains_key(&key)? {
+                if !self.contains(&key)? {
                     return Ok(Applied::Rejected(Rejection::BlobUnknown { digest: digest.clone() }));
                 }
-                w.delete(key);
+                self.delete(key);
                 Ok(Applied::BlobUnlinked)
             }
             Command::PutManifest { repo, record, tag, condition } => {
-                self.decide_put_manifest(repo, record, tag.as_ref(), condition.as_ref(), w)
+                self.decide_put_manifest(repo, record, tag.as_ref(), condition.as_ref())
             }
-            Command::DeleteManifest { repo, digest } => self.decide_delete_manifest(repo, digest, w),
+            Command::DeleteManifest { repo, digest } => self.decide_delete_manifest(repo, digest),
             Command::DeleteTag { repo, tag } => {
                 let key = keys::tag(repo, tag);
-                if !self.tree.contains_key(&key)? {
+                if !self.contains(&key)? {
                     return Ok(Applied::Rejected(Rejection::TagUnknown { tag: tag.clone() }));
                 }
-                w.delete(key);
+                self.delete(key);
                 Ok(Applied::TagDeleted)
             }
         }
     }
 
     fn decide_put_manifest(
-        &self,
+        &mut self,
         repo: &RepoName,
         record: &ManifestRecord,
         tag: Option<&Tag>,
         condition: Option<&TagCondition>,
-        w: &mut WriteSet,
     ) -> Result<Applied> {
         for blob in &record.blobs {
-            if !self.tree.contains_key(keys::blob(repo, blob))? {
+            if !self.contains(&keys::blob(repo, blob))? {
                 return Ok(Applied::Rejected(Rejection::BlobUnknown { digest: blob.clone() }));
             }
         }
         for child in &record.manifests {
-            // An index may list itself only if it already exists; content addressing makes a cycle
-            // impossible otherwise, so requiring prior presence is enough.
-            if !self.tree.contains_key(keys::manifest(repo, child))? {
+            // Content addressing makes a cycle impossible: a child must exist before its index.
+            if !self.contains(&keys::manifest(repo, child))? {
                 return Ok(Applied::Rejected(Rejection::ManifestUnknown { digest: child.clone() }));
             }
         }
@@ -138,36 +158,63 @@ impl StateMachine {
             return Ok(Applied::Rejected(Rejection::TagConditionFailed { current: previous }));
         }
         let value = serde_json::to_vec(record).map_err(codec)?;
-        w.put(keys::manifest(repo, &record.digest), value);
-        w.put(keys::repo(repo), &[][..]);
+        self.put(keys::manifest(repo, &record.digest), value);
+        self.put(keys::repo(repo), []);
         if let Some(tag) = tag {
-            w.put(keys::tag(repo, tag), record.digest.to_string().as_bytes());
+            self.put(keys::tag(repo, tag), record.digest.to_string());
         }
         if let Some(subject) = &record.subject {
-            w.put(keys::referrer(repo, subject, &record.digest), &[][..]);
+            self.put(keys::referrer(repo, subject, &record.digest), []);
         }
         Ok(Applied::ManifestPut { previous })
     }
 
-    fn decide_delete_manifest(&self, repo: &RepoName, digest: &Digest, w: &mut WriteSet) -> Result<Applied> {
+    fn decide_delete_manifest(&mut self, repo: &RepoName, digest: &Digest) -> Result<Applied> {
         let Some(record) = self.manifest(repo, digest)? else {
             return Ok(Applied::Rejected(Rejection::ManifestUnknown { digest: digest.clone() }));
         };
-        w.delete(keys::manifest(repo, digest));
+        self.delete(keys::manifest(repo, digest));
         if let Some(subject) = &record.subject {
-            w.delete(keys::referrer(repo, subject, digest));
+            self.delete(keys::referrer(repo, subject, digest));
         }
         let target = digest.to_string();
-        let mut removed_tags = Vec::new();
         let prefix = keys::tag_prefix(repo);
-        for entry in self.tree.scan_prefix(&prefix) {
-            let (key, value) = entry?;
-            if value.as_ref() == target.as_bytes() {
+        let mut removed_tags = Vec::new();
+        for (key, value) in self.scan_prefix(&prefix)? {
+            if value == target.as_bytes() {
                 removed_tags.push(tag_from_key(&key, prefix.len())?);
-                w.delete(key.to_vec());
+                self.delete(key);
             }
         }
         Ok(Applied::ManifestDeleted { removed_tags })
+    }
+}
+
+impl StateMachine {
+    /// Opens the state machine in the `state` tree of a sled database.
+    pub fn open(db: &sled::Db) -> Result<Self> {
+        Ok(StateMachine { tree: db.open_tree("state")?, apply_lock: Arc::new(Mutex::new(())) })
+    }
+
+    /// Applies one committed log entry: its commands in order, each seeing the effects of those
+    /// before it, and the new consensus position `raft_state`, all in one atomic write. Returns one
+    /// outcome per command. Entries without commands (blank, membership) only advance the position.
+    pub fn apply(&self, raft_state: &[u8], commands: &[Command]) -> Result<Vec<Applied>> {
+        let _applier = self.apply_lock.lock().map_err(|_| MetaError::Corrupt("a previous apply panicked".into()))?;
+        let mut pending = Pending::new(&self.tree);
+        let mut outcomes = Vec::with_capacity(commands.len());
+        for command in commands {
+            let before = pending.writes.len();
+            let outcome = pending.decide(command)?;
+            debug_assert!(
+                !matches!(outcome, Applied::Rejected(_)) || pending.writes.len() == before,
+                "a rejected command must not write"
+            );
+            outcomes.push(outcome);
+        }
+        pending.put(keys::RAFT_STATE.to_vec(), raft_state);
+        self.tree.apply_batch(pending.into_batch())?;
+        Ok(outcomes)
     }
 
     /// Returns the consensus position stored by the last `apply` or snapshot import.
@@ -182,10 +229,7 @@ impl StateMachine {
 
     /// Returns a manifest's record, if the repository holds it.
     pub fn manifest(&self, repo: &RepoName, digest: &Digest) -> Result<Option<ManifestRecord>> {
-        self.tree
-            .get(keys::manifest(repo, digest))?
-            .map(|v| serde_json::from_slice(&v).map_err(|e| MetaError::Corrupt(e.to_string())))
-            .transpose()
+        self.tree.get(keys::manifest(repo, digest))?.map(|v| decode_record(&v)).transpose()
     }
 
     /// Returns the size of a blob if it is linked into the repository.
@@ -321,6 +365,10 @@ fn take_chunk(data: &[u8]) -> Result<(&[u8], &[u8])> {
         return Err(corrupt());
     }
     Ok(rest.split_at(len))
+}
+
+fn decode_record(bytes: &[u8]) -> Result<ManifestRecord> {
+    serde_json::from_slice(bytes).map_err(|e| MetaError::Corrupt(e.to_string()))
 }
 
 fn parse_digest(bytes: &[u8]) -> Result<Digest> {

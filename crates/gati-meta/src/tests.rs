@@ -35,6 +35,19 @@ fn record(digest: Digest, blobs: Vec<Digest>, subject: Option<Digest>) -> Box<Ma
     })
 }
 
+/// Applies a one-command entry (the common case in these tests).
+trait ApplyOne {
+    fn apply_one(&self, position: &[u8], command: Option<&Command>) -> crate::Result<Applied>;
+}
+
+impl ApplyOne for StateMachine {
+    fn apply_one(&self, position: &[u8], command: Option<&Command>) -> crate::Result<Applied> {
+        let commands: Vec<Command> = command.into_iter().cloned().collect();
+        let mut outcomes = self.apply(position, &commands)?;
+        Ok(outcomes.pop().unwrap_or(Applied::Nothing))
+    }
+}
+
 fn open() -> (tempfile::TempDir, StateMachine) {
     let dir = tempfile::tempdir().unwrap();
     let sm = MetaStore::open(dir.path()).unwrap().state_machine().unwrap();
@@ -52,42 +65,42 @@ fn link(repo_: &str, d: Digest) -> Command {
 #[test]
 fn manifest_needs_linked_blobs() {
     let (_d, sm) = open();
-    let out = sm.apply(b"1", Some(&put("a/b", dg(10), Some("v1"), None))).unwrap();
+    let out = sm.apply_one(b"1", Some(&put("a/b", dg(10), Some("v1"), None))).unwrap();
     assert_eq!(out, Applied::Rejected(Rejection::BlobUnknown { digest: dg(1) }));
     assert_eq!(sm.tag(&repo("a/b"), &tag("v1")).unwrap(), None);
     assert!(!sm.repo_exists(&repo("a/b")).unwrap());
     assert_eq!(sm.raft_state().unwrap().as_deref(), Some(&b"1"[..]), "position advances on refusal");
 
-    assert_eq!(sm.apply(b"2", Some(&link("a/b", dg(1)))).unwrap(), Applied::BlobLinked { created: true });
-    assert_eq!(sm.apply(b"3", Some(&link("a/b", dg(1)))).unwrap(), Applied::BlobLinked { created: false });
-    let out = sm.apply(b"4", Some(&put("a/b", dg(10), Some("v1"), None))).unwrap();
+    assert_eq!(sm.apply_one(b"2", Some(&link("a/b", dg(1)))).unwrap(), Applied::BlobLinked { created: true });
+    assert_eq!(sm.apply_one(b"3", Some(&link("a/b", dg(1)))).unwrap(), Applied::BlobLinked { created: false });
+    let out = sm.apply_one(b"4", Some(&put("a/b", dg(10), Some("v1"), None))).unwrap();
     assert_eq!(out, Applied::ManifestPut { previous: None });
     assert_eq!(sm.tag(&repo("a/b"), &tag("v1")).unwrap(), Some(dg(10)));
     // Another repository does not see the link.
-    let out = sm.apply(b"5", Some(&put("a/c", dg(10), Some("v1"), None))).unwrap();
+    let out = sm.apply_one(b"5", Some(&put("a/c", dg(10), Some("v1"), None))).unwrap();
     assert!(matches!(out, Applied::Rejected(Rejection::BlobUnknown { .. })));
 }
 
 #[test]
 fn conditional_tag_updates_are_compare_and_set() {
     let (_d, sm) = open();
-    sm.apply(b"1", Some(&link("r", dg(1)))).unwrap();
+    sm.apply_one(b"1", Some(&link("r", dg(1)))).unwrap();
     let create = Some(TagCondition::IfNoneMatchAny);
     assert_eq!(
-        sm.apply(b"2", Some(&put("r", dg(10), Some("t"), create.clone()))).unwrap(),
+        sm.apply_one(b"2", Some(&put("r", dg(10), Some("t"), create.clone()))).unwrap(),
         Applied::ManifestPut { previous: None }
     );
     assert_eq!(
-        sm.apply(b"3", Some(&put("r", dg(11), Some("t"), create))).unwrap(),
+        sm.apply_one(b"3", Some(&put("r", dg(11), Some("t"), create))).unwrap(),
         Applied::Rejected(Rejection::TagConditionFailed { current: Some(dg(10)) })
     );
     let stale = Some(TagCondition::IfMatch { digests: vec![dg(99)] });
-    assert!(matches!(sm.apply(b"4", Some(&put("r", dg(11), Some("t"), stale))).unwrap(), Applied::Rejected(_)));
+    assert!(matches!(sm.apply_one(b"4", Some(&put("r", dg(11), Some("t"), stale))).unwrap(), Applied::Rejected(_)));
     assert_eq!(sm.tag(&repo("r"), &tag("t")).unwrap(), Some(dg(10)));
     assert_eq!(sm.manifest(&repo("r"), &dg(11)).unwrap(), None, "a refused put records nothing");
     let fresh = Some(TagCondition::IfMatch { digests: vec![dg(10)] });
     assert_eq!(
-        sm.apply(b"5", Some(&put("r", dg(11), Some("t"), fresh))).unwrap(),
+        sm.apply_one(b"5", Some(&put("r", dg(11), Some("t"), fresh))).unwrap(),
         Applied::ManifestPut { previous: Some(dg(10)) }
     );
     assert_eq!(sm.tag(&repo("r"), &tag("t")).unwrap(), Some(dg(11)));
@@ -96,46 +109,46 @@ fn conditional_tag_updates_are_compare_and_set() {
 #[test]
 fn delete_manifest_removes_its_tags_and_referrer_entry() {
     let (_d, sm) = open();
-    sm.apply(b"1", Some(&link("r", dg(1)))).unwrap();
-    sm.apply(b"2", Some(&put("r", dg(10), Some("a"), None))).unwrap();
-    sm.apply(b"3", Some(&put("r", dg(10), Some("b"), None))).unwrap();
-    sm.apply(b"4", Some(&put("r", dg(11), Some("c"), None))).unwrap();
+    sm.apply_one(b"1", Some(&link("r", dg(1)))).unwrap();
+    sm.apply_one(b"2", Some(&put("r", dg(10), Some("a"), None))).unwrap();
+    sm.apply_one(b"3", Some(&put("r", dg(10), Some("b"), None))).unwrap();
+    sm.apply_one(b"4", Some(&put("r", dg(11), Some("c"), None))).unwrap();
     let referrer = Command::PutManifest {
         repo: repo("r"),
         record: record(dg(12), vec![dg(1)], Some(dg(10))),
         tag: None,
         condition: None,
     };
-    sm.apply(b"5", Some(&referrer)).unwrap();
+    sm.apply_one(b"5", Some(&referrer)).unwrap();
     assert_eq!(sm.referrers(&repo("r"), &dg(10)).unwrap().len(), 1);
 
-    let out = sm.apply(b"6", Some(&Command::DeleteManifest { repo: repo("r"), digest: dg(10) })).unwrap();
+    let out = sm.apply_one(b"6", Some(&Command::DeleteManifest { repo: repo("r"), digest: dg(10) })).unwrap();
     assert_eq!(out, Applied::ManifestDeleted { removed_tags: vec![tag("a"), tag("b")] });
     assert_eq!(sm.tags(&repo("r"), None, 10).unwrap(), (vec![tag("c")], false));
     // The referrer still points at the (deleted) subject, as the spec allows.
     assert_eq!(sm.referrers(&repo("r"), &dg(10)).unwrap().len(), 1);
-    sm.apply(b"7", Some(&Command::DeleteManifest { repo: repo("r"), digest: dg(12) })).unwrap();
+    sm.apply_one(b"7", Some(&Command::DeleteManifest { repo: repo("r"), digest: dg(12) })).unwrap();
     assert!(sm.referrers(&repo("r"), &dg(10)).unwrap().is_empty());
-    let again = sm.apply(b"8", Some(&Command::DeleteManifest { repo: repo("r"), digest: dg(10) })).unwrap();
+    let again = sm.apply_one(b"8", Some(&Command::DeleteManifest { repo: repo("r"), digest: dg(10) })).unwrap();
     assert_eq!(again, Applied::Rejected(Rejection::ManifestUnknown { digest: dg(10) }));
 }
 
 #[test]
 fn delete_tag_keeps_manifest_and_unlink_blob() {
     let (_d, sm) = open();
-    sm.apply(b"1", Some(&link("r", dg(1)))).unwrap();
-    sm.apply(b"2", Some(&put("r", dg(10), Some("a"), None))).unwrap();
+    sm.apply_one(b"1", Some(&link("r", dg(1)))).unwrap();
+    sm.apply_one(b"2", Some(&put("r", dg(10), Some("a"), None))).unwrap();
     assert_eq!(
-        sm.apply(b"3", Some(&Command::DeleteTag { repo: repo("r"), tag: tag("a") })).unwrap(),
+        sm.apply_one(b"3", Some(&Command::DeleteTag { repo: repo("r"), tag: tag("a") })).unwrap(),
         Applied::TagDeleted
     );
     assert!(sm.manifest(&repo("r"), &dg(10)).unwrap().is_some());
     assert!(matches!(
-        sm.apply(b"4", Some(&Command::DeleteTag { repo: repo("r"), tag: tag("a") })).unwrap(),
+        sm.apply_one(b"4", Some(&Command::DeleteTag { repo: repo("r"), tag: tag("a") })).unwrap(),
         Applied::Rejected(_)
     ));
     assert_eq!(
-        sm.apply(b"5", Some(&Command::UnlinkBlob { repo: repo("r"), digest: dg(1) })).unwrap(),
+        sm.apply_one(b"5", Some(&Command::UnlinkBlob { repo: repo("r"), digest: dg(1) })).unwrap(),
         Applied::BlobUnlinked
     );
     assert_eq!(sm.blob_link(&repo("r"), &dg(1)).unwrap(), None);
@@ -145,12 +158,12 @@ fn delete_tag_keeps_manifest_and_unlink_blob() {
 fn tag_and_catalog_pagination_is_lexical_and_scoped() {
     let (_d, sm) = open();
     for r in ["b", "a/x", "a", "a0"] {
-        sm.apply(b"1", Some(&link(r, dg(1)))).unwrap();
+        sm.apply_one(b"1", Some(&link(r, dg(1)))).unwrap();
     }
     for t in ["v2", "v10", "latest", "v1"] {
-        sm.apply(b"2", Some(&put("a", dg(10), Some(t), None))).unwrap();
+        sm.apply_one(b"2", Some(&put("a", dg(10), Some(t), None))).unwrap();
     }
-    sm.apply(b"3", Some(&put("a/x", dg(10), Some("zzz"), None))).unwrap();
+    sm.apply_one(b"3", Some(&put("a/x", dg(10), Some("zzz"), None))).unwrap();
     let names = |v: Vec<Tag>| v.into_iter().map(|t| t.to_string()).collect::<Vec<_>>();
     let (first, more) = sm.tags(&repo("a"), None, 2).unwrap();
     assert_eq!((names(first), more), (vec!["latest".to_string(), "v1".into()], true));
@@ -170,8 +183,8 @@ fn state_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let sm = MetaStore::open(dir.path()).unwrap().state_machine().unwrap();
-        sm.apply(b"1", Some(&link("r", dg(1)))).unwrap();
-        sm.apply(b"2", Some(&put("r", dg(10), Some("a"), None))).unwrap();
+        sm.apply_one(b"1", Some(&link("r", dg(1)))).unwrap();
+        sm.apply_one(b"2", Some(&put("r", dg(10), Some("a"), None))).unwrap();
         sm.flush().unwrap();
     }
     let sm = MetaStore::open(dir.path()).unwrap().state_machine().unwrap();
@@ -182,7 +195,7 @@ fn state_survives_reopen() {
 #[test]
 fn truncated_snapshot_is_refused_and_changes_nothing() {
     let (_d, sm) = open();
-    sm.apply(b"1", Some(&link("r", dg(1)))).unwrap();
+    sm.apply_one(b"1", Some(&link("r", dg(1)))).unwrap();
     let snap = sm.export_snapshot().unwrap();
     assert!(sm.import_snapshot(&snap[..snap.len() - 3]).is_err());
     assert!(sm.import_snapshot(b"garbage").is_err());
@@ -223,8 +236,47 @@ fn arb_command() -> impl Strategy<Value = Command> {
     ]
 }
 
+#[test]
+fn one_entry_applies_its_commands_in_order_and_atomically() {
+    let (_d, sm) = open();
+    let entry = vec![
+        link("r", dg(1)),
+        put("r", dg(10), Some("t"), Some(TagCondition::IfNoneMatchAny)),
+        put("r", dg(11), Some("t"), Some(TagCondition::IfNoneMatchAny)),
+        Command::DeleteManifest { repo: repo("r"), digest: dg(10) },
+    ];
+    let outcomes = sm.apply(b"1", &entry).unwrap();
+    assert_eq!(outcomes[0], Applied::BlobLinked { created: true });
+    assert_eq!(outcomes[1], Applied::ManifestPut { previous: None }, "sees the link made earlier in the entry");
+    assert_eq!(outcomes[2], Applied::Rejected(Rejection::TagConditionFailed { current: Some(dg(10)) }));
+    assert_eq!(outcomes[3], Applied::ManifestDeleted { removed_tags: vec![tag("t")] }, "sees the tag set earlier");
+    assert_eq!(sm.tag(&repo("r"), &tag("t")).unwrap(), None);
+    assert!(sm.manifest(&repo("r"), &dg(10)).unwrap().is_none());
+    assert_eq!(sm.blob_link(&repo("r"), &dg(1)).unwrap(), Some(5));
+    assert!(sm.apply(b"2", &[]).unwrap().is_empty());
+    assert_eq!(sm.raft_state().unwrap().as_deref(), Some(&b"2"[..]));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Grouping commands into entries (as the proposal batcher does) changes neither the outcomes
+    /// nor the resulting state.
+    #[test]
+    fn batching_is_invisible(commands in proptest::collection::vec(arb_command(), 1..40), split in 1usize..8) {
+        let (_d1, single) = open();
+        let (_d2, grouped) = open();
+        let mut one_by_one = Vec::new();
+        for c in &commands {
+            one_by_one.push(single.apply_one(b"p", Some(c)).unwrap());
+        }
+        let mut batched = Vec::new();
+        for chunk in commands.chunks(split) {
+            batched.extend(grouped.apply(b"p", chunk).unwrap());
+        }
+        prop_assert_eq!(one_by_one, batched);
+        prop_assert_eq!(single.export_snapshot().unwrap(), grouped.export_snapshot().unwrap());
+    }
 
     /// The same command sequence always yields the same outcomes and the same state, byte for
     /// byte, and a snapshot of that state reproduces it exactly.
@@ -234,12 +286,12 @@ proptest! {
         let (_d2, b) = open();
         for (i, c) in commands.iter().enumerate() {
             let pos = i.to_string();
-            prop_assert_eq!(a.apply(pos.as_bytes(), Some(c)).unwrap(), b.apply(pos.as_bytes(), Some(c)).unwrap());
+            prop_assert_eq!(a.apply_one(pos.as_bytes(), Some(c)).unwrap(), b.apply_one(pos.as_bytes(), Some(c)).unwrap());
         }
         let snap = a.export_snapshot().unwrap();
         prop_assert_eq!(&snap, &b.export_snapshot().unwrap());
         let (_d3, c) = open();
-        c.apply(b"stale", Some(&link("zzz", dg(1)))).unwrap();
+        c.apply_one(b"stale", Some(&link("zzz", dg(1)))).unwrap();
         c.import_snapshot(&snap).unwrap();
         prop_assert_eq!(c.export_snapshot().unwrap(), snap);
     }

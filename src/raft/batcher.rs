@@ -1,0 +1,77 @@
+//! Group commit: concurrent proposals share one Raft log entry.
+//!
+//! openraft 0.9 appends and flushes each `client_write` on its own, so without grouping the write
+//! rate is capped at one log flush per command. The batcher keeps one proposal in flight; commands
+//! that arrive meanwhile queue up and travel together in the next one, so under load each flush
+//! commits many commands, while a lone command waits for no timer. Commands keep their arrival
+//! order, and the state machine applies an entry's commands in order and atomically
+//! (`gati_meta::StateMachine::apply`), so grouping is invisible to callers.
+
+use gati_core::{Applied, Command, Proposal};
+use openraft::BasicNode;
+use openraft::error::{ClientWriteError, Fatal, RaftError as OpenRaftError};
+use tokio::sync::{mpsc, oneshot};
+
+use super::error::{RaftError, Result};
+use super::types::Raft;
+
+/// The most commands one log entry carries; bounds entry size and apply latency.
+const MAX_COMMANDS_PER_ENTRY: usize = 512;
+/// Proposals waiting for a batch; senders wait when it is full (backpressure).
+const QUEUE_DEPTH: usize = 4_096;
+
+type WriteError = OpenRaftError<u64, ClientWriteError<u64, BasicNode>>;
+
+struct Waiting {
+    command: Command,
+    reply: oneshot::Sender<std::result::Result<Applied, WriteError>>,
+}
+
+/// Handle to the batching task of one Raft node.
+#[derive(Clone)]
+pub(super) struct Batcher {
+    queue: mpsc::Sender<Waiting>,
+}
+
+impl Batcher {
+    /// Starts the batching task; it ends when every handle is dropped.
+    pub(super) fn start(raft: Raft) -> Self {
+        let (queue, waiting) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(run(raft, waiting));
+        Batcher { queue }
+    }
+
+    /// Proposes one command and waits for its outcome.
+    pub(super) async fn propose(&self, command: Command) -> Result<Applied> {
+        let (reply, outcome) = oneshot::channel();
+        let stopped = || RaftError::from(Fatal::<u64>::Stopped);
+        self.queue.send(Waiting { command, reply }).await.map_err(|_| stopped())?;
+        match outcome.await {
+            Ok(result) => result.map_err(RaftError::from),
+            Err(_) => Err(stopped()),
+        }
+    }
+}
+
+async fn run(raft: Raft, mut waiting: mpsc::Receiver<Waiting>) {
+    let mut batch = Vec::with_capacity(MAX_COMMANDS_PER_ENTRY);
+    while waiting.recv_many(&mut batch, MAX_COMMANDS_PER_ENTRY).await > 0 {
+        let (commands, replies): (Vec<Command>, Vec<_>) = batch.drain(..).map(|w| (w.command, w.reply)).unzip();
+        let count = commands.len();
+        metrics::histogram!("gati_raft_commands_per_entry").record(count as f64);
+        match raft.client_write(Proposal { commands }).await {
+            Ok(response) => {
+                let outcomes = response.data.outcomes;
+                debug_assert_eq!(outcomes.len(), count, "one outcome per command");
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(error) => {
+                for reply in replies {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
