@@ -75,8 +75,7 @@ impl Actor for NamespaceActor {
         myself: ActorRef<Self::Msg>,
         args: NamespaceState,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let period = (args.idle_timeout / 4).max(Duration::from_millis(50));
-        myself.send_interval(period, || NamespaceMsg::IdleCheck);
+        super::schedule_idle_checks(&myself, args.idle_timeout, || NamespaceMsg::IdleCheck);
         Ok(args)
     }
 
@@ -165,6 +164,11 @@ impl NamespaceDirectory {
         // loser's actor simply idles out.
         let mut live = self.live.0.lock().expect("live namespaces lock poisoned");
         Ok(live.entry(namespace.clone()).or_insert(actor).clone())
+    }
+
+    /// Returns how many namespace actors are running.
+    pub fn live_namespaces(&self) -> usize {
+        self.live.0.lock().expect("live namespaces lock poisoned").len()
     }
 
     /// Proposes a write through its namespace's actor and waits until it is applied or refused.

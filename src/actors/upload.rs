@@ -106,8 +106,7 @@ impl Actor for UploadSessionActor {
         myself: ActorRef<Self::Msg>,
         args: UploadSessionArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let period = (args.idle_timeout / 4).max(Duration::from_millis(50));
-        myself.send_interval(period, || UploadSessionMsg::IdleCheck);
+        super::schedule_idle_checks(&myself, args.idle_timeout, || UploadSessionMsg::IdleCheck);
         Ok(UploadSessionState {
             id: args.id,
             writer: Some(args.writer),
@@ -129,7 +128,9 @@ impl Actor for UploadSessionActor {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        state.last_used = Instant::now();
+        if !matches!(msg, UploadSessionMsg::IdleCheck) {
+            state.last_used = Instant::now();
+        }
         match msg {
             UploadSessionMsg::Append { start, body, reply } => {
                 let outcome = match state.writer.as_mut() {
@@ -244,6 +245,11 @@ impl UploadDirectory {
             Actor::spawn(None, UploadSessionActor, args).await.map_err(|e| ActorError::Unavailable(e.to_string()))?;
         self.live.insert(id, repo, actor.clone());
         Ok(actor)
+    }
+
+    /// Returns how many session actors are running (parked sessions excluded).
+    pub fn live_sessions(&self) -> usize {
+        self.live.0.lock().expect("live sessions lock poisoned").len()
     }
 
     /// Begins a new upload session in `repo`.

@@ -12,6 +12,7 @@ pub mod error;
 pub mod manifest;
 pub mod media_type;
 pub mod name;
+mod newtype;
 pub mod range;
 pub mod reference;
 pub mod upload;

@@ -1,6 +1,5 @@
 //! Media types: a validated newtype plus the manifest kinds the registry understands.
 
-use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -27,12 +26,9 @@ pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 #[serde(try_from = "String", into = "String")]
 pub struct MediaType(String);
 
-impl MediaType {
-    /// Returns the media type as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+crate::newtype::string_newtype!(MediaType);
 
+impl MediaType {
     /// Returns the manifest kind of this media type, if it names one.
     pub fn manifest_kind(&self) -> Option<ManifestKind> {
         ManifestKind::from_media_type(&self.0)
@@ -60,32 +56,6 @@ impl FromStr for MediaType {
                 s.chars().take(140).collect::<String>()
             ))),
         }
-    }
-}
-
-impl TryFrom<String> for MediaType {
-    type Error = CoreError;
-
-    fn try_from(s: String) -> Result<Self> {
-        s.parse()
-    }
-}
-
-impl From<MediaType> for String {
-    fn from(m: MediaType) -> String {
-        m.0
-    }
-}
-
-impl fmt::Display for MediaType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for MediaType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MediaType({})", self.0)
     }
 }
 

@@ -5,7 +5,6 @@
 //! a [`RepoName`]; nothing downstream re-validates or string-splits a name. The namespace (the unit of
 //! ownership and of sharding) is derived here and nowhere else.
 
-use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -21,12 +20,9 @@ pub const MAX_NAME_LEN: usize = 255;
 #[serde(try_from = "String", into = "String")]
 pub struct RepoName(String);
 
-impl RepoName {
-    /// Returns the name as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+crate::newtype::string_newtype!(RepoName);
 
+impl RepoName {
     /// Returns the path components (`library`, `nginx`).
     pub fn components(&self) -> impl Iterator<Item = &str> {
         self.0.split('/')
@@ -103,56 +99,13 @@ impl FromStr for RepoName {
     }
 }
 
-impl TryFrom<String> for RepoName {
-    type Error = CoreError;
-
-    fn try_from(s: String) -> Result<Self> {
-        s.parse()
-    }
-}
-
-impl From<RepoName> for String {
-    fn from(n: RepoName) -> String {
-        n.0
-    }
-}
-
-impl fmt::Display for RepoName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for RepoName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RepoName({})", self.0)
-    }
-}
-
 /// The owner prefix of repository names: the unit of ownership, of the namespace actor and of
 /// sharding. Only obtainable from a [`RepoName`], so it is always valid.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Namespace(String);
 
-impl Namespace {
-    /// Returns the namespace as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Namespace {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for Namespace {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Namespace({})", self.0)
-    }
-}
+crate::newtype::string_newtype!(text_only Namespace);
 
 #[cfg(test)]
 mod tests {

@@ -13,12 +13,7 @@ use crate::error::{CoreError, Result};
 #[serde(try_from = "String", into = "String")]
 pub struct Tag(String);
 
-impl Tag {
-    /// Returns the tag as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+crate::newtype::string_newtype!(Tag);
 
 impl FromStr for Tag {
     type Err = CoreError;
@@ -32,32 +27,6 @@ impl FromStr for Tag {
         } else {
             Err(CoreError::TagInvalid(s.chars().take(140).collect()))
         }
-    }
-}
-
-impl TryFrom<String> for Tag {
-    type Error = CoreError;
-
-    fn try_from(s: String) -> Result<Self> {
-        s.parse()
-    }
-}
-
-impl From<Tag> for String {
-    fn from(t: Tag) -> String {
-        t.0
-    }
-}
-
-impl fmt::Display for Tag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for Tag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Tag({})", self.0)
     }
 }
 

@@ -1,6 +1,5 @@
 //! Upload session identifiers.
 
-use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -15,15 +14,12 @@ use crate::error::{CoreError, Result};
 #[serde(try_from = "String", into = "String")]
 pub struct UploadId(String);
 
+crate::newtype::string_newtype!(UploadId);
+
 impl UploadId {
     /// Builds an id from 128 random bits.
     pub fn from_random(bits: u128) -> Self {
         UploadId(format!("{bits:032x}"))
-    }
-
-    /// Returns the id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -36,32 +32,6 @@ impl FromStr for UploadId {
         } else {
             Err(CoreError::UploadIdInvalid(s.chars().take(64).collect()))
         }
-    }
-}
-
-impl TryFrom<String> for UploadId {
-    type Error = CoreError;
-
-    fn try_from(s: String) -> Result<Self> {
-        s.parse()
-    }
-}
-
-impl From<UploadId> for String {
-    fn from(id: UploadId) -> String {
-        id.0
-    }
-}
-
-impl fmt::Display for UploadId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for UploadId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "UploadId({})", self.0)
     }
 }
 

@@ -1,0 +1,81 @@
+//! Actor tests over real actors, a real Raft node on temporary sled and the filesystem blob store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream;
+use gati_blob::{BlobStore, ByteStream, FsBlobStore, digest_of};
+use gati_core::{Applied, Command, DigestAlgorithm, RepoName};
+use gati_meta::MetaStore;
+
+use super::{NamespaceDirectory, UploadDirectory};
+use crate::raft::RaftNode;
+
+const IDLE: Duration = Duration::from_millis(100);
+
+fn body(bytes: &'static [u8]) -> ByteStream {
+    Box::pin(stream::iter([Ok(Bytes::from_static(bytes))]))
+}
+
+/// Waits, bounded, until `condition` holds: actors stop on their own schedule.
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    for _ in 0..250 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+#[tokio::test]
+async fn an_idle_upload_session_parks_and_resumes_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(dir.path()).await.unwrap());
+    let uploads = UploadDirectory::new(store.clone(), IDLE);
+    let repo: RepoName = "a/b".parse().unwrap();
+    let id = uploads.begin(&repo).await.unwrap();
+    assert_eq!(uploads.append(&repo, &id, Some(0), body(b"hello")).await.unwrap(), 5);
+    assert_eq!(uploads.live_sessions(), 1);
+    eventually("the session parks", || uploads.live_sessions() == 0).await;
+
+    // Resumed from the blob store: the offset and running digest carry on.
+    assert_eq!(uploads.status(&repo, &id).await.unwrap(), 5);
+    assert!(uploads.append(&repo, &id, Some(3), body(b"x")).await.is_err(), "out-of-order chunk");
+    let digest = digest_of(DigestAlgorithm::Sha256, b"hello world");
+    let size = uploads.finish(&repo, &id, Some(5), Some(body(b" world")), digest.clone()).await.unwrap();
+    assert_eq!(size, 11);
+    assert_eq!(store.stat(&digest).await.unwrap(), Some(11));
+    assert!(uploads.status(&repo, &id).await.is_err(), "a finished session is gone");
+}
+
+#[tokio::test]
+async fn an_upload_session_belongs_to_its_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(dir.path()).await.unwrap());
+    let uploads = UploadDirectory::new(store, IDLE);
+    let id = uploads.begin(&"a".parse().unwrap()).await.unwrap();
+    let other: RepoName = "b".parse().unwrap();
+    assert!(uploads.append(&other, &id, None, body(b"x")).await.is_err());
+    eventually("the session parks", || uploads.live_sessions() == 0).await;
+    assert!(uploads.status(&other, &id).await.is_err(), "nor after a resume");
+}
+
+#[tokio::test]
+async fn an_idle_namespace_actor_stops_and_is_restarted_on_demand() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = MetaStore::open(dir.path()).unwrap();
+    let state = meta.state_machine().unwrap();
+    let raft = Arc::new(RaftNode::start(1, meta.db(), state.clone()).await.unwrap());
+    let namespaces = NamespaceDirectory::new(state.clone(), raft.clone(), IDLE);
+    let repo: RepoName = "users/k/app".parse().unwrap();
+    let digest = digest_of(DigestAlgorithm::Sha256, b"x");
+    let link = Command::LinkBlob { repo: repo.clone(), digest: digest.clone(), size: 1 };
+    assert_eq!(namespaces.propose(link.clone()).await.unwrap(), Applied::BlobLinked { created: true });
+    assert_eq!(namespaces.live_namespaces(), 1);
+    eventually("the namespace actor stops", || namespaces.live_namespaces() == 0).await;
+    assert_eq!(namespaces.propose(link).await.unwrap(), Applied::BlobLinked { created: false });
+    assert_eq!(state.blob_link(&repo, &digest).unwrap(), Some(1));
+    raft.shutdown().await;
+}
