@@ -43,15 +43,11 @@ impl BlobErrorKind {
     pub fn code(self) -> ErrorCode {
         match self {
             BlobErrorKind::NotFound | BlobErrorKind::UploadUnknown => ErrorCode::NotFound,
-            BlobErrorKind::DigestMismatch | BlobErrorKind::RangeNotSatisfiable => {
-                ErrorCode::Invalid
-            }
+            BlobErrorKind::DigestMismatch | BlobErrorKind::RangeNotSatisfiable => ErrorCode::Invalid,
             BlobErrorKind::UploadExists | BlobErrorKind::UploadBusy => ErrorCode::Conflict,
             BlobErrorKind::Throttled => ErrorCode::Unavailable,
             BlobErrorKind::Timeout => ErrorCode::Timeout,
-            BlobErrorKind::Corrupt | BlobErrorKind::Io | BlobErrorKind::Internal => {
-                ErrorCode::Internal
-            }
+            BlobErrorKind::Corrupt | BlobErrorKind::Io | BlobErrorKind::Internal => ErrorCode::Internal,
         }
     }
 }
@@ -88,11 +84,7 @@ pub struct BlobError {
 impl BlobError {
     /// Builds an error of `kind` with a message and no underlying source.
     pub fn new(kind: BlobErrorKind, message: impl Into<String>) -> Self {
-        BlobError {
-            kind,
-            message: message.into(),
-            source: None,
-        }
+        BlobError { kind, message: message.into(), source: None }
     }
 
     /// Builds an error of `kind` that wraps the backend's own error.
@@ -101,11 +93,7 @@ impl BlobError {
         message: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
     ) -> Self {
-        BlobError {
-            kind,
-            message: message.into(),
-            source: Some(source.into()),
-        }
+        BlobError { kind, message: message.into(), source: Some(source.into()) }
     }
 
     /// Wraps an I/O error, saying what was being done; `NotFound` I/O errors stay `Io` on purpose,
@@ -139,22 +127,10 @@ mod tests {
 
     #[test]
     fn maps_kinds_to_codes() {
-        assert_eq!(
-            BlobError::new(BlobErrorKind::NotFound, "x").code(),
-            ErrorCode::NotFound
-        );
-        assert_eq!(
-            BlobError::new(BlobErrorKind::UploadUnknown, "x").code(),
-            ErrorCode::NotFound
-        );
-        assert_eq!(
-            BlobError::new(BlobErrorKind::DigestMismatch, "x").code(),
-            ErrorCode::Invalid
-        );
-        assert_eq!(
-            BlobErrorKind::RangeNotSatisfiable.code(),
-            ErrorCode::Invalid
-        );
+        assert_eq!(BlobError::new(BlobErrorKind::NotFound, "x").code(), ErrorCode::NotFound);
+        assert_eq!(BlobError::new(BlobErrorKind::UploadUnknown, "x").code(), ErrorCode::NotFound);
+        assert_eq!(BlobError::new(BlobErrorKind::DigestMismatch, "x").code(), ErrorCode::Invalid);
+        assert_eq!(BlobErrorKind::RangeNotSatisfiable.code(), ErrorCode::Invalid);
         assert_eq!(BlobErrorKind::UploadBusy.code(), ErrorCode::Conflict);
         assert_eq!(BlobErrorKind::Throttled.code(), ErrorCode::Unavailable);
         assert_eq!(BlobErrorKind::Io.code(), ErrorCode::Internal);

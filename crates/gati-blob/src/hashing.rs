@@ -53,8 +53,7 @@ impl ContentHasher {
             ContentHasher::Sha256(h) => (DigestAlgorithm::Sha256, hex::encode(h.finalize())),
             ContentHasher::Sha512(h) => (DigestAlgorithm::Sha512, hex::encode(h.finalize())),
         };
-        Digest::new(algorithm, &encoded)
-            .expect("hex of a sha2 output has the algorithm's length and alphabet")
+        Digest::new(algorithm, &encoded).expect("hex of a sha2 output has the algorithm's length and alphabet")
     }
 }
 

@@ -11,8 +11,6 @@
 //! The invariant all of this protects: a blob is served under a digest only if its bytes hash to
 //! that digest.
 #![warn(missing_docs)]
-// STYLE §3: `unwrap` is banned in src and allowed in tests (`allow-unwrap-in-tests`).
-#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod error;
 mod fs;

@@ -99,10 +99,7 @@ pub trait BlobStore: Send + Sync {
     ///
     /// Returns `None` if no such session exists. Fails with [`BlobErrorKind::UploadBusy`] when
     /// another writer still owns the session.
-    async fn resume_upload(
-        &self,
-        id: &UploadId,
-    ) -> Result<Option<(UploadInfo, Box<dyn UploadWriter>)>>;
+    async fn resume_upload(&self, id: &UploadId) -> Result<Option<(UploadInfo, Box<dyn UploadWriter>)>>;
 
     /// Returns the record of a session, or `None` if no such session exists.
     async fn upload_info(&self, id: &UploadId) -> Result<Option<UploadInfo>>;
@@ -147,15 +144,10 @@ pub trait UploadWriter: Send {
 /// Resolves a requested inclusive range against a blob of `size_total` bytes, the way every
 /// backend must: `None` stays `None`, `end` is clamped to the last byte, and a range that starts at
 /// or past the end (or after its own end) is [`BlobErrorKind::RangeNotSatisfiable`].
-pub fn resolve_read_range(
-    size_total: u64,
-    range: Option<(u64, u64)>,
-) -> Result<Option<(u64, u64)>> {
+pub fn resolve_read_range(size_total: u64, range: Option<(u64, u64)>) -> Result<Option<(u64, u64)>> {
     match range {
         None => Ok(None),
-        Some((start, end)) if start <= end && start < size_total => {
-            Ok(Some((start, end.min(size_total - 1))))
-        }
+        Some((start, end)) if start <= end && start < size_total => Ok(Some((start, end.min(size_total - 1)))),
         Some((start, end)) => Err(BlobError::new(
             BlobErrorKind::RangeNotSatisfiable,
             format!("range {start}-{end} of a {size_total}-byte blob"),
@@ -173,14 +165,8 @@ mod tests {
         assert_eq!(resolve_read_range(0, None).unwrap(), None);
         assert_eq!(resolve_read_range(10, Some((0, 0))).unwrap(), Some((0, 0)));
         assert_eq!(resolve_read_range(10, Some((9, 9))).unwrap(), Some((9, 9)));
-        assert_eq!(
-            resolve_read_range(10, Some((3, 100))).unwrap(),
-            Some((3, 9))
-        );
-        assert_eq!(
-            resolve_read_range(10, Some((0, u64::MAX))).unwrap(),
-            Some((0, 9))
-        );
+        assert_eq!(resolve_read_range(10, Some((3, 100))).unwrap(), Some((3, 9)));
+        assert_eq!(resolve_read_range(10, Some((0, u64::MAX))).unwrap(), Some((0, 9)));
         for bad in [(10, 10), (11, 20), (5, 4), (u64::MAX, u64::MAX)] {
             let err = resolve_read_range(10, Some(bad)).unwrap_err();
             assert_eq!(err.kind(), BlobErrorKind::RangeNotSatisfiable, "{bad:?}");

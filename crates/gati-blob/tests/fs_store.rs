@@ -48,23 +48,13 @@ fn assert_every_blob_matches_its_digest(root: &Path) {
         };
         for shard in std::fs::read_dir(alg_entry.path()).unwrap() {
             let shard = shard.unwrap();
-            assert!(
-                shard.file_type().unwrap().is_dir(),
-                "only shard directories under blobs/<alg>"
-            );
+            assert!(shard.file_type().unwrap().is_dir(), "only shard directories under blobs/<alg>");
             for blob in std::fs::read_dir(shard.path()).unwrap() {
                 let blob = blob.unwrap();
                 let name = blob.file_name().into_string().unwrap();
-                assert!(
-                    name.starts_with(shard.file_name().to_str().unwrap()),
-                    "{name} in the wrong shard"
-                );
+                assert!(name.starts_with(shard.file_name().to_str().unwrap()), "{name} in the wrong shard");
                 let bytes = std::fs::read(blob.path()).unwrap();
-                assert_eq!(
-                    digest_of(algorithm, &bytes).hex(),
-                    name,
-                    "blob file content matches its name"
-                );
+                assert_eq!(digest_of(algorithm, &bytes).hex(), name, "blob file content matches its name");
             }
         }
     }
@@ -87,15 +77,9 @@ async fn fs_store_passes_the_conformance_suite_twice() {
     // A second run over the same store proves the suite (and the store) tolerate leftovers.
     test_suite(&store).await;
     assert_every_blob_matches_its_digest(dir.path());
-    assert!(
-        store.list_uploads().await.unwrap().is_empty(),
-        "the suite leaves no session behind"
-    );
+    assert!(store.list_uploads().await.unwrap().is_empty(), "the suite leaves no session behind");
     let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("tmp")).unwrap().collect();
-    assert!(
-        leftovers.is_empty(),
-        "no staging files are left behind: {leftovers:?}"
-    );
+    assert!(leftovers.is_empty(), "no staging files are left behind: {leftovers:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,15 +96,8 @@ async fn dropped_writer_with_complete_content_leaves_no_visible_blob() {
     writer.sync().await.unwrap();
     drop(writer);
 
-    assert_eq!(
-        store.stat(&digest).await.unwrap(),
-        None,
-        "every byte arrived but nothing was finished"
-    );
-    assert_eq!(
-        store.read(&digest, None).await.unwrap_err().kind(),
-        BlobErrorKind::NotFound
-    );
+    assert_eq!(store.stat(&digest).await.unwrap(), None, "every byte arrived but nothing was finished");
+    assert_eq!(store.read(&digest, None).await.unwrap_err().kind(), BlobErrorKind::NotFound);
     assert!(!store.blob_path(&digest).try_exists().unwrap());
     assert_every_blob_matches_its_digest(dir.path());
 
@@ -143,14 +120,8 @@ const CRASH_TOTAL: usize = 9 * 1024 * 1024;
 async fn crash_child(root: &str) {
     let store = FsBlobStore::open(root).await.unwrap();
     let data = content(2, CRASH_TOTAL);
-    let mut writer = store
-        .begin_upload(&UploadId::from_random(2), &repo())
-        .await
-        .unwrap();
-    writer
-        .write(Bytes::copy_from_slice(&data[..CRASH_SYNCED]))
-        .await
-        .unwrap();
+    let mut writer = store.begin_upload(&UploadId::from_random(2), &repo()).await.unwrap();
+    writer.write(Bytes::copy_from_slice(&data[..CRASH_SYNCED])).await.unwrap();
     writer.sync().await.unwrap();
     for chunk in data[CRASH_SYNCED..].chunks(64 * 1024) {
         writer.write(Bytes::copy_from_slice(chunk)).await.unwrap();
@@ -167,11 +138,7 @@ async fn process_abort_mid_upload_leaves_no_visible_blob_and_resumes() {
     }
     let dir = tempfile::tempdir().unwrap();
     let status = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "process_abort_mid_upload_leaves_no_visible_blob_and_resumes",
-            "--test-threads=1",
-        ])
+        .args(["--exact", "process_abort_mid_upload_leaves_no_visible_blob_and_resumes", "--test-threads=1"])
         .env(CRASH_CHILD_ENV, dir.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -182,24 +149,14 @@ async fn process_abort_mid_upload_leaves_no_visible_blob_and_resumes() {
     let data = content(2, CRASH_TOTAL);
     let digest = sha256(&data);
     let store = FsBlobStore::open(dir.path()).await.unwrap();
-    assert_eq!(
-        store.stat(&digest).await.unwrap(),
-        None,
-        "an unfinished upload is never a blob"
-    );
+    assert_eq!(store.stat(&digest).await.unwrap(), None, "an unfinished upload is never a blob");
     assert_every_blob_matches_its_digest(dir.path());
 
     let id = UploadId::from_random(2);
     let (info, mut writer) = store.resume_upload(&id).await.unwrap().unwrap();
     let offset = info.offset as usize;
-    assert!(
-        (CRASH_SYNCED..=CRASH_TOTAL).contains(&offset),
-        "synced bytes survive the crash: {offset}"
-    );
-    writer
-        .write(Bytes::copy_from_slice(&data[offset..]))
-        .await
-        .unwrap();
+    assert!((CRASH_SYNCED..=CRASH_TOTAL).contains(&offset), "synced bytes survive the crash: {offset}");
+    writer.write(Bytes::copy_from_slice(&data[offset..])).await.unwrap();
     assert_eq!(writer.finish(&digest).await.unwrap(), CRASH_TOTAL as u64);
     assert_eq!(read_all(&store, &digest).await, data);
 }
@@ -211,11 +168,7 @@ async fn resume_while_a_writer_is_live_is_busy() {
     let id = UploadId::from_random(3);
     let mut writer = store.begin_upload(&id, &repo()).await.unwrap();
     writer.write(Bytes::from_static(b"hello")).await.unwrap();
-    let err = store
-        .resume_upload(&id)
-        .await
-        .err()
-        .expect("a live writer owns the session");
+    let err = store.resume_upload(&id).await.err().expect("a live writer owns the session");
     assert_eq!(err.kind(), BlobErrorKind::UploadBusy);
     assert_eq!(err.code(), gati_core::ErrorCode::Conflict);
     assert_eq!(writer.finish(&sha256(b"hello")).await.unwrap(), 5);
@@ -228,10 +181,7 @@ async fn open_clears_staging_and_tolerates_foreign_upload_entries() {
     std::fs::write(dir.path().join("tmp/put-1-1"), b"half a manifest").unwrap();
     std::fs::create_dir(dir.path().join("uploads/not-an-id")).unwrap();
     let store = FsBlobStore::open(dir.path()).await.unwrap();
-    assert_eq!(
-        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
-        0
-    );
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     assert!(store.list_uploads().await.unwrap().is_empty());
 }
 
@@ -241,19 +191,12 @@ async fn corrupt_session_record_is_reported_as_corrupt() {
     let store = FsBlobStore::open(dir.path()).await.unwrap();
     let id = UploadId::from_random(4);
     drop(store.begin_upload(&id, &repo()).await.unwrap());
-    let record = dir
-        .path()
-        .join("uploads")
-        .join(id.as_str())
-        .join("info.json");
+    let record = dir.path().join("uploads").join(id.as_str()).join("info.json");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
     assert_eq!(json["repo"], "library/alpine");
     assert!(json["started_at_unix_secs"].as_u64().unwrap() > 1_600_000_000);
     std::fs::write(&record, b"{not json").unwrap();
-    assert_eq!(
-        store.upload_info(&id).await.unwrap_err().kind(),
-        BlobErrorKind::Corrupt
-    );
+    assert_eq!(store.upload_info(&id).await.unwrap_err().kind(), BlobErrorKind::Corrupt);
     store.abort_upload(&id).await.unwrap();
 }
 
@@ -263,23 +206,12 @@ async fn reads_stream_in_bounded_chunks() {
     let store = FsBlobStore::open(dir.path()).await.unwrap();
     let data = content(5, 4 * 1024 * 1024 + 3);
     let digest = sha256(&data);
-    store
-        .put_verified(&digest, Bytes::from(data.clone()))
-        .await
-        .unwrap();
-    let mut stream = store
-        .read(&digest, Some((1, data.len() as u64 - 2)))
-        .await
-        .unwrap()
-        .stream;
+    store.put_verified(&digest, Bytes::from(data.clone())).await.unwrap();
+    let mut stream = store.read(&digest, Some((1, data.len() as u64 - 2))).await.unwrap().stream;
     let mut got = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.unwrap();
-        assert!(
-            !chunk.is_empty() && chunk.len() <= 1024 * 1024,
-            "chunk of {} bytes",
-            chunk.len()
-        );
+        assert!(!chunk.is_empty() && chunk.len() <= 1024 * 1024, "chunk of {} bytes", chunk.len());
         got.extend_from_slice(&chunk);
     }
     assert!(got == data[1..data.len() - 1]);
@@ -287,13 +219,7 @@ async fn reads_stream_in_bounded_chunks() {
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    })
+    RUNTIME.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
 }
 
 proptest! {

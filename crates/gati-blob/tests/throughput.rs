@@ -46,8 +46,7 @@ fn gbps(bytes: usize, secs: f64) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "writes 1 GiB; run explicitly in release mode"]
 async fn one_gib_push_and_pull() {
-    let base = std::env::var("GATI_BLOB_BENCH_DIR")
-        .unwrap_or_else(|_| std::env::temp_dir().display().to_string());
+    let base = std::env::var("GATI_BLOB_BENCH_DIR").unwrap_or_else(|_| std::env::temp_dir().display().to_string());
     let dir = tempfile::tempdir_in(base).unwrap();
     let store = FsBlobStore::open(dir.path()).await.unwrap();
 
@@ -81,17 +80,11 @@ async fn one_gib_push_and_pull() {
         reset_peak_rss();
         let started = Instant::now();
         let id = UploadId::from_random(u128::from(round) + 1);
-        let mut writer = store
-            .begin_upload(&id, &"bench/blob".parse().unwrap())
-            .await
-            .unwrap();
+        let mut writer = store.begin_upload(&id, &"bench/blob".parse().unwrap()).await.unwrap();
         for _ in 0..GIB / PATTERN {
             for at in (0..PATTERN).step_by(CHUNK) {
                 // A fresh allocation per chunk, as a network body yields them.
-                writer
-                    .write(Bytes::copy_from_slice(&pattern[at..at + CHUNK]))
-                    .await
-                    .unwrap();
+                writer.write(Bytes::copy_from_slice(&pattern[at..at + CHUNK])).await.unwrap();
             }
         }
         let written = started.elapsed().as_secs_f64();

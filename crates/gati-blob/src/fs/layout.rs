@@ -19,8 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use gati_core::{Digest, DigestAlgorithm, UploadId};
 
 /// Every algorithm gets its directory at open, so shard creation only ever fsyncs a known parent.
-pub(crate) const ALGORITHMS: [DigestAlgorithm; 2] =
-    [DigestAlgorithm::Sha256, DigestAlgorithm::Sha512];
+pub(crate) const ALGORITHMS: [DigestAlgorithm; 2] = [DigestAlgorithm::Sha256, DigestAlgorithm::Sha512];
 
 /// Name of the session record inside an upload directory.
 const INFO_FILE: &str = "info.json";
@@ -36,10 +35,7 @@ pub(crate) struct Layout {
 
 impl Layout {
     pub(crate) fn new(root: PathBuf) -> Self {
-        Layout {
-            root,
-            temp_counter: AtomicU64::new(0),
-        }
+        Layout { root, temp_counter: AtomicU64::new(0) }
     }
 
     pub(crate) fn root(&self) -> &Path {
@@ -56,8 +52,7 @@ impl Layout {
 
     /// Two hex characters of fan-out keep directories small (256 shards per algorithm).
     pub(crate) fn shard_dir(&self, digest: &Digest) -> PathBuf {
-        self.algorithm_dir(digest.algorithm())
-            .join(&digest.hex()[..2])
+        self.algorithm_dir(digest.algorithm()).join(&digest.hex()[..2])
     }
 
     pub(crate) fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -88,8 +83,7 @@ impl Layout {
     /// open, so the pid and counter are enough to avoid clashes.
     pub(crate) fn fresh_tmp_path(&self, purpose: &str) -> PathBuf {
         let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
-        self.tmp_dir()
-            .join(format!("{purpose}-{}-{n}", std::process::id()))
+        self.tmp_dir().join(format!("{purpose}-{}-{n}", std::process::id()))
     }
 
     /// Creates the directory tree and empties `tmp/` of anything a crash left behind.
@@ -133,15 +127,9 @@ mod tests {
         let layout = Layout::new(PathBuf::from("/r"));
         let hex = "ab".repeat(32);
         let digest = Digest::new(DigestAlgorithm::Sha256, &hex).unwrap();
-        assert_eq!(
-            layout.blob_path(&digest),
-            PathBuf::from(format!("/r/blobs/sha256/ab/{hex}"))
-        );
+        assert_eq!(layout.blob_path(&digest), PathBuf::from(format!("/r/blobs/sha256/ab/{hex}")));
         let id = UploadId::from_random(7);
-        assert_eq!(
-            layout.upload_data_path(&id),
-            PathBuf::from(format!("/r/uploads/{}/data", id.as_str()))
-        );
+        assert_eq!(layout.upload_data_path(&id), PathBuf::from(format!("/r/uploads/{}/data", id.as_str())));
         assert_ne!(layout.fresh_tmp_path("put"), layout.fresh_tmp_path("put"));
     }
 }

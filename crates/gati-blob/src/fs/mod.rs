@@ -43,12 +43,9 @@ impl FsBlobStore {
         let layout = Arc::new(Layout::new(root.into()));
         let prepared = Arc::clone(&layout);
         blocking(move || {
-            prepared.prepare().map_err(|e| {
-                BlobError::io(
-                    format!("prepare blob store at {}", prepared.root().display()),
-                    e,
-                )
-            })
+            prepared
+                .prepare()
+                .map_err(|e| BlobError::io(format!("prepare blob store at {}", prepared.root().display()), e))
         })
         .await?;
         Ok(FsBlobStore { layout })
@@ -83,9 +80,7 @@ pub(crate) fn commit_verified_file(layout: &Layout, source: &Path, digest: &Dige
     if blob_is_durably_present(layout, digest)? {
         return fs::remove_file(source).map_err(|e| BlobError::io("drop duplicate blob", e));
     }
-    let shard = layout
-        .ensure_shard_dir(digest)
-        .map_err(|e| BlobError::io("create blob shard", e))?;
+    let shard = layout.ensure_shard_dir(digest).map_err(|e| BlobError::io("create blob shard", e))?;
     // A concurrent commit of the same digest may win between the check and here; rename replaces
     // atomically and the content is identical, so readers see one complete file or the other.
     fs::rename(source, layout.blob_path(digest)).map_err(|e| BlobError::io("commit blob", e))?;
@@ -96,10 +91,7 @@ pub(crate) fn commit_verified_file(layout: &Layout, source: &Path, digest: &Dige
 /// commit may have renamed it into place without having fsynced the shard yet, and our caller is
 /// about to report the blob as stored ("bytes before pointers").
 fn blob_is_durably_present(layout: &Layout, digest: &Digest) -> Result<bool> {
-    let present = layout
-        .blob_path(digest)
-        .try_exists()
-        .map_err(|e| BlobError::io("check blob", e))?;
+    let present = layout.blob_path(digest).try_exists().map_err(|e| BlobError::io("check blob", e))?;
     if present {
         fsync_dir(&layout.shard_dir(digest)).map_err(|e| BlobError::io("sync blob shard", e))?;
     }
@@ -131,25 +123,17 @@ impl BlobStore for FsBlobStore {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing),
                 Err(e) => return Err(BlobError::io("open blob", e)),
             };
-            let size_total = file
-                .metadata()
-                .map_err(|e| BlobError::io("stat blob", e))?
-                .len();
+            let size_total = file.metadata().map_err(|e| BlobError::io("stat blob", e))?.len();
             let resolved = resolve_read_range(size_total, range)?;
             let (start, len) = match resolved {
                 Some((start, end)) => (start, end - start + 1),
                 None => (0, size_total),
             };
             if start > 0 {
-                file.seek(SeekFrom::Start(start))
-                    .map_err(|e| BlobError::io("seek blob", e))?;
+                file.seek(SeekFrom::Start(start)).map_err(|e| BlobError::io("seek blob", e))?;
             }
             let stream = Box::pin(FileRangeStream::new(file, len));
-            Ok(BlobRead {
-                size_total,
-                range: resolved,
-                stream,
-            })
+            Ok(BlobRead { size_total, range: resolved, stream })
         })
         .await
     }
@@ -201,10 +185,7 @@ impl BlobStore for FsBlobStore {
         Ok(Box::new(writer))
     }
 
-    async fn resume_upload(
-        &self,
-        id: &UploadId,
-    ) -> Result<Option<(UploadInfo, Box<dyn UploadWriter>)>> {
+    async fn resume_upload(&self, id: &UploadId) -> Result<Option<(UploadInfo, Box<dyn UploadWriter>)>> {
         let resumed = upload::resume_session(Arc::clone(&self.layout), id).await?;
         Ok(resumed.map(|(info, writer)| (info, Box::new(writer) as Box<dyn UploadWriter>)))
     }
@@ -229,11 +210,7 @@ impl BlobStore for FsBlobStore {
             for entry in entries {
                 let entry = entry.map_err(|e| BlobError::io("list uploads", e))?;
                 // Anything that is not an id this crate created is ignored rather than reported.
-                if let Some(id) = entry
-                    .file_name()
-                    .to_str()
-                    .and_then(|name| name.parse().ok())
-                {
+                if let Some(id) = entry.file_name().to_str().and_then(|name| name.parse().ok()) {
                     ids.push(id);
                 }
             }

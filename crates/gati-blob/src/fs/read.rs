@@ -31,11 +31,7 @@ pub(crate) struct FileRangeStream {
 impl FileRangeStream {
     /// Streams `len` bytes of `file`, which must already be positioned at the first one.
     pub(crate) fn new(file: File, len: u64) -> Self {
-        FileRangeStream {
-            file: Some(file),
-            remaining: len,
-            in_flight: None,
-        }
+        FileRangeStream { file: Some(file), remaining: len, in_flight: None }
     }
 
     /// Starts reading the next chunk if anything is left to read.
@@ -63,10 +59,7 @@ fn read_exact_chunk(file: &mut File, want: u64) -> io::Result<Bytes> {
     file.take(want).read_to_end(&mut buf)?;
     if buf.len() != capacity {
         // Blobs are immutable, so a short read means the file was truncated under us.
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "blob file shorter than its size",
-        ));
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob file shorter than its size"));
     }
     Ok(Bytes::from(buf))
 }
@@ -97,9 +90,7 @@ impl Stream for FileRangeStream {
             }
             Err(join_error) => {
                 this.remaining = 0;
-                Poll::Ready(Some(Err(io::Error::other(format!(
-                    "blob read job failed: {join_error}"
-                )))))
+                Poll::Ready(Some(Err(io::Error::other(format!("blob read job failed: {join_error}")))))
             }
         }
     }

@@ -46,11 +46,7 @@ pub(crate) struct PersistedUploadInfo {
 
 impl PersistedUploadInfo {
     fn with_offset(self, offset: u64) -> UploadInfo {
-        UploadInfo {
-            repo: self.repo,
-            started_at_unix_secs: self.started_at_unix_secs,
-            offset,
-        }
+        UploadInfo { repo: self.repo, started_at_unix_secs: self.started_at_unix_secs, offset }
     }
 }
 
@@ -64,11 +60,7 @@ struct DataFile {
 
 impl DataFile {
     fn new(file: File, written: u64) -> Self {
-        DataFile {
-            file,
-            written,
-            writeback_started: written,
-        }
+        DataFile { file, written, writeback_started: written }
     }
 
     fn append(&mut self, batch: &[Bytes]) -> io::Result<()> {
@@ -77,11 +69,7 @@ impl DataFile {
             self.written += chunk.len() as u64;
         }
         if self.written - self.writeback_started >= WRITEBACK_STEP {
-            start_writeback(
-                &self.file,
-                self.writeback_started,
-                self.written - self.writeback_started,
-            );
+            start_writeback(&self.file, self.writeback_started, self.written - self.writeback_started);
             self.writeback_started = self.written;
         }
         Ok(())
@@ -99,17 +87,12 @@ const WRITEBACK_STEP: u64 = 8 * 1024 * 1024;
 #[cfg(target_os = "linux")]
 fn start_writeback(file: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
-    let (Ok(offset), Ok(len)) = (
-        libc::off64_t::try_from(offset),
-        libc::off64_t::try_from(len),
-    ) else {
+    let (Ok(offset), Ok(len)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len)) else {
         return;
     };
     // SAFETY: `file` owns the descriptor and outlives the call; `SYNC_FILE_RANGE_WRITE` only
     // schedules writeback of pages already written and touches no memory of ours.
-    let _ = unsafe {
-        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
-    };
+    let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -126,10 +109,7 @@ struct Lane<T> {
 
 impl<T: Send + 'static> Lane<T> {
     fn new(part: T) -> Self {
-        Lane {
-            idle: Some(part),
-            busy: None,
-        }
+        Lane { idle: Some(part), busy: None }
     }
 
     /// Waits for the running job, if any, and takes the part back.
@@ -141,17 +121,12 @@ impl<T: Send + 'static> Lane<T> {
                 Err(e) => return Err(BlobError::with_source(BlobErrorKind::Internal, what, e)),
             }
         }
-        self.idle
-            .take()
-            .ok_or_else(|| BlobError::new(BlobErrorKind::Internal, format!("{what}: part lost")))
+        self.idle.take().ok_or_else(|| BlobError::new(BlobErrorKind::Internal, format!("{what}: part lost")))
     }
 
     /// Starts `job` on the part, which must have been reclaimed.
     fn start(&mut self, mut part: T, job: impl FnOnce(&mut T) -> io::Result<()> + Send + 'static) {
-        debug_assert!(
-            self.idle.is_none() && self.busy.is_none(),
-            "one job per lane at a time"
-        );
+        debug_assert!(self.idle.is_none() && self.busy.is_none(), "one job per lane at a time");
         self.busy = Some(tokio::task::spawn_blocking(move || {
             let result = job(&mut part);
             (part, result)
@@ -191,10 +166,9 @@ impl FsUploadWriter {
     fn check_usable(&self) -> Result<()> {
         match &self.poisoned {
             None => Ok(()),
-            Some(reason) => Err(BlobError::new(
-                BlobErrorKind::Io,
-                format!("upload {} failed earlier: {reason}", self.id),
-            )),
+            Some(reason) => {
+                Err(BlobError::new(BlobErrorKind::Io, format!("upload {} failed earlier: {reason}", self.id)))
+            }
         }
     }
 
@@ -203,11 +177,7 @@ impl FsUploadWriter {
     async fn reclaim(&mut self) -> Result<(DataFile, ContentHasher)> {
         self.check_usable()?;
         let reclaimed = match self.data.reclaim("append to upload data").await {
-            Ok(data) => self
-                .hasher
-                .reclaim("hash upload data")
-                .await
-                .map(|hasher| (data, hasher)),
+            Ok(data) => self.hasher.reclaim("hash upload data").await.map(|hasher| (data, hasher)),
             Err(e) => Err(e),
         };
         reclaimed.inspect_err(|e| self.poisoned = Some(e.to_string()))
@@ -293,18 +263,13 @@ fn finish_session(
     expected: &Digest,
 ) -> Result<u64> {
     // `file` keeps the session locked until the commit is done.
-    let DataFile {
-        mut file,
-        written: size,
-        ..
-    } = data;
+    let DataFile { mut file, written: size, .. } = data;
     let actual = match expected.algorithm() {
         DigestAlgorithm::Sha256 => hasher.finish(),
         // The running hash is sha256 only; the rare sha512 push pays one read of its data.
         algorithm => {
             let mut hasher = ContentHasher::new(algorithm);
-            feed_file_from_start(&mut file, &mut hasher)
-                .map_err(|e| BlobError::io("read back upload data", e))?;
+            feed_file_from_start(&mut file, &mut hasher).map_err(|e| BlobError::io("read back upload data", e))?;
             hasher.finish()
         }
     };
@@ -319,8 +284,7 @@ fn finish_session(
             format!("upload {id} has digest {actual}, not {expected}"),
         ));
     }
-    file.sync_data()
-        .map_err(|e| BlobError::io("sync upload data", e))?;
+    file.sync_data().map_err(|e| BlobError::io("sync upload data", e))?;
     commit_verified_file(layout, &layout.upload_data_path(id), expected)?;
     drop(file);
     if let Err(error) = discard_session(layout, id) {
@@ -338,10 +302,7 @@ pub(crate) fn discard_session(layout: &Layout, id: &UploadId) -> Result<()> {
     match fs::rename(layout.upload_dir(id), &graveyard) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(BlobError::new(
-                BlobErrorKind::UploadUnknown,
-                format!("upload {id}"),
-            ));
+            return Err(BlobError::new(BlobErrorKind::UploadUnknown, format!("upload {id}")));
         }
         Err(e) => return Err(BlobError::io("discard upload session", e)),
     }
@@ -367,44 +328,25 @@ fn feed_file_from_start(file: &mut File, hasher: &mut ContentHasher) -> io::Resu
 
 fn unix_now() -> u64 {
     // A clock before 1970 only makes the session look old to cleanup.
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Opens a session's data file for appending and reading back.
 fn open_data_file(path: &std::path::Path, create: bool) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create_new(create)
-        .open(path)
+    OpenOptions::new().read(true).append(true).create_new(create).open(path)
 }
 
 /// Creates `uploads/<id>/` fully formed: it is built under `tmp/` and renamed into place, so a
 /// session directory never lacks its record.
-pub(crate) fn begin_session(
-    layout: Arc<Layout>,
-    id: &UploadId,
-    repo: &RepoName,
-) -> Result<FsUploadWriter> {
+pub(crate) fn begin_session(layout: Arc<Layout>, id: &UploadId, repo: &RepoName) -> Result<FsUploadWriter> {
     let final_dir = layout.upload_dir(id);
-    if final_dir
-        .try_exists()
-        .map_err(|e| BlobError::io("check upload session", e))?
-    {
-        return Err(BlobError::new(
-            BlobErrorKind::UploadExists,
-            format!("upload {id}"),
-        ));
+    if final_dir.try_exists().map_err(|e| BlobError::io("check upload session", e))? {
+        return Err(BlobError::new(BlobErrorKind::UploadExists, format!("upload {id}")));
     }
     let staging = layout.fresh_tmp_path("begin");
     let built = (|| -> io::Result<File> {
         fs::create_dir(&staging)?;
-        let record = PersistedUploadInfo {
-            repo: repo.clone(),
-            started_at_unix_secs: unix_now(),
-        };
+        let record = PersistedUploadInfo { repo: repo.clone(), started_at_unix_secs: unix_now() };
         let mut info = File::create_new(staging.join("info.json"))?;
         info.write_all(&serde_json::to_vec(&record).map_err(io::Error::other)?)?;
         info.sync_data()?;
@@ -424,25 +366,14 @@ pub(crate) fn begin_session(
         let _ = fs::remove_dir_all(&staging);
         // Renaming a directory onto a non-empty one fails: a concurrent begin with the same id won.
         let kind = match e.kind() {
-            io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::AlreadyExists => {
-                BlobErrorKind::UploadExists
-            }
+            io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::AlreadyExists => BlobErrorKind::UploadExists,
             _ => BlobErrorKind::Io,
         };
-        return Err(BlobError::with_source(
-            kind,
-            format!("install upload session {id}"),
-            e,
-        ));
+        return Err(BlobError::with_source(kind, format!("install upload session {id}"), e));
     }
     fsync_dir(&layout.uploads_dir()).map_err(|e| BlobError::io("sync uploads directory", e))?;
     let data = DataFile::new(data, 0);
-    Ok(FsUploadWriter::new(
-        layout,
-        id.clone(),
-        data,
-        ContentHasher::new(DigestAlgorithm::Sha256),
-    ))
+    Ok(FsUploadWriter::new(layout, id.clone(), data, ContentHasher::new(DigestAlgorithm::Sha256)))
 }
 
 /// Reads a session record and its data length; `None` when the session (or its data) is gone.
@@ -463,17 +394,14 @@ fn read_record(layout: &Layout, id: &UploadId) -> Result<Option<PersistedUploadI
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(BlobError::io("read upload record", e)),
     };
-    serde_json::from_slice(&raw).map(Some).map_err(|e| {
-        BlobError::with_source(BlobErrorKind::Corrupt, format!("upload record of {id}"), e)
-    })
+    serde_json::from_slice(&raw)
+        .map(Some)
+        .map_err(|e| BlobError::with_source(BlobErrorKind::Corrupt, format!("upload record of {id}"), e))
 }
 
 /// One attempt to take over a session: `Ok(None)` if it does not exist, `UploadBusy` if a writer
 /// (or a dropped writer's last job) still holds it.
-fn try_resume_session(
-    layout: &Arc<Layout>,
-    id: &UploadId,
-) -> Result<Option<(UploadInfo, FsUploadWriter)>> {
+fn try_resume_session(layout: &Arc<Layout>, id: &UploadId) -> Result<Option<(UploadInfo, FsUploadWriter)>> {
     let Some(record) = read_record(layout, id)? else {
         return Ok(None);
     };
@@ -485,41 +413,27 @@ fn try_resume_session(
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
-            return Err(BlobError::new(
-                BlobErrorKind::UploadBusy,
-                format!("upload {id} has a live writer"),
-            ));
+            return Err(BlobError::new(BlobErrorKind::UploadBusy, format!("upload {id} has a live writer")));
         }
         Err(TryLockError::Error(e)) => return Err(BlobError::io("lock upload data", e)),
     }
     // Rebuild the running hash from what actually reached the file: bytes never synced may be
     // missing, and the client learns the real offset from the upload status.
     let mut hasher = ContentHasher::new(DigestAlgorithm::Sha256);
-    let written = feed_file_from_start(&mut file, &mut hasher)
-        .map_err(|e| BlobError::io("read back upload data", e))?;
-    let writer = FsUploadWriter::new(
-        Arc::clone(layout),
-        id.clone(),
-        DataFile::new(file, written),
-        hasher,
-    );
+    let written =
+        feed_file_from_start(&mut file, &mut hasher).map_err(|e| BlobError::io("read back upload data", e))?;
+    let writer = FsUploadWriter::new(Arc::clone(layout), id.clone(), DataFile::new(file, written), hasher);
     Ok(Some((record.with_offset(written), writer)))
 }
 
 /// Takes over a session, waiting briefly for a dropped writer's last job to let go of it.
-pub(crate) async fn resume_session(
-    layout: Arc<Layout>,
-    id: &UploadId,
-) -> Result<Option<(UploadInfo, FsUploadWriter)>> {
+pub(crate) async fn resume_session(layout: Arc<Layout>, id: &UploadId) -> Result<Option<(UploadInfo, FsUploadWriter)>> {
     let deadline = tokio::time::Instant::now() + RESUME_LOCK_WAIT;
     loop {
         let attempt_layout = Arc::clone(&layout);
         let attempt_id = id.clone();
         match blocking(move || try_resume_session(&attempt_layout, &attempt_id)).await {
-            Err(e)
-                if e.kind() == BlobErrorKind::UploadBusy
-                    && tokio::time::Instant::now() < deadline =>
-            {
+            Err(e) if e.kind() == BlobErrorKind::UploadBusy && tokio::time::Instant::now() < deadline => {
                 // A dropped writer's job finishes within one batch write; poll rather than block a
                 // thread on the lock, since a live writer could hold it forever.
                 tokio::time::sleep(Duration::from_millis(5)).await;
