@@ -1,10 +1,9 @@
 //! Throughput and memory of a 1 GiB push and pull through the public API of the fs backend.
 //!
-//! Ignored by default (it writes 1 GiB); run with
-//! `cargo test --release -p gati-blob --test throughput -- --ignored --nocapture`.
+//! A benchmark, not a test (it writes 1 GiB): run with `cargo bench -p gati-blob --bench throughput`.
 //! Set `GATI_BLOB_BENCH_DIR` to measure on a filesystem other than the temp dir's.
 
-// STYLE §3: `unwrap` is allowed in tests.
+// A measurement harness: a failure should stop it loudly.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Instant;
@@ -43,8 +42,11 @@ fn gbps(bytes: usize, secs: f64) -> f64 {
     bytes as f64 / secs / 1e9
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "writes 1 GiB; run explicitly in release mode"]
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(one_gib_push_and_pull());
+}
+
 async fn one_gib_push_and_pull() {
     let base = std::env::var("GATI_BLOB_BENCH_DIR").unwrap_or_else(|_| std::env::temp_dir().display().to_string());
     let dir = tempfile::tempdir_in(base).unwrap();
