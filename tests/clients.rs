@@ -840,3 +840,56 @@ fn crash_during_concurrent_pushes_keeps_every_acknowledged_write() {
         ledger.tags.len()
     );
 }
+
+/// (g) Graceful shutdown: a request in flight when SIGTERM arrives is finished and answered, the
+/// server stops accepting new connections and exits cleanly, and what it acknowledged is durable.
+#[test]
+fn sigterm_finishes_in_flight_requests_then_exits() {
+    if Kind::from_env() != Kind::Gati {
+        return; // distribution's shutdown behaviour is not what this test specifies
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut reg = Registry::start(&tmp.path().join("data"));
+    let addr = reg.addr();
+    let location = match oci::start_upload(&addr, "library/shutdown").expect("POST upload") {
+        Ok(location) => location,
+        Err(response) => panic!("POST upload: {} {}", response.status, response.text()),
+    };
+    let chunk = Rng::new().bytes(2 * 1024 * 1024);
+    let (first, second) = chunk.split_at(chunk.len() / 2);
+    let range = format!("0-{}", chunk.len() - 1);
+    let mut stream = http::connect(&addr, Duration::from_secs(30)).expect("connect");
+    let headers = [("Content-Type", "application/octet-stream"), ("Content-Range", range.as_str())];
+    http::write_head(&mut stream, &addr, "PATCH", &location, &headers, Some(chunk.len() as u64)).expect("head");
+    stream.write_all(first).expect("first half");
+    stream.flush().expect("flush");
+
+    // SIGTERM mid-body, while half of the body is still to be sent.
+    let pid = reg.pid();
+    let kill = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("run kill");
+    assert!(kill.success());
+    // Until the listener closes a connect may still be accepted; once it is closed, it is refused.
+    let refused_by = Instant::now() + Duration::from_secs(10);
+    while http::connect(&addr, Duration::from_secs(1)).is_ok() {
+        assert!(Instant::now() < refused_by, "the listener stayed open after SIGTERM");
+        common::pause(Duration::from_millis(20));
+    }
+    stream.write_all(second).expect("second half after SIGTERM");
+    stream.flush().expect("flush");
+    let response = http::read_response(stream, false).expect("the in-flight request is answered");
+    assert_eq!(response.status, 202, "{}", response.text());
+    assert_eq!(response.header("range"), Some(range.as_str()));
+
+    let status = reg.terminate(Duration::from_secs(40));
+    assert!(status.success(), "graceful exit, got {status}");
+
+    reg.restart();
+    let status = http::must(&addr, "GET", &location, &[], &[]);
+    assert_eq!(status.status, 204);
+    assert_eq!(status.header("range"), Some(range.as_str()), "the acknowledged chunk is durable");
+    let digest = digest_of(&chunk);
+    let done = http::must(&addr, "PUT", &oci::with_query(&location, &format!("digest={digest}")), &[], &[]);
+    assert_eq!(done.status, 201, "{}", done.text());
+    let blob = oci::get_blob(&addr, "library/shutdown", &digest).expect("GET blob");
+    assert_eq!(blob.body, chunk);
+}

@@ -238,6 +238,28 @@ impl Registry {
         }
     }
 
+    /// Sends SIGTERM (a graceful shutdown) and waits, bounded by `timeout`, for the process to
+    /// exit; returns its exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let pid = self.pid();
+        let sent = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.child.as_mut().expect("server is not running");
+            if let Some(status) = child.try_wait().expect("wait for the server") {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit within {timeout:?} of SIGTERM\n{}",
+                self.log_tail(4000)
+            );
+            pause(Duration::from_millis(20));
+        }
+    }
+
     /// Starts the server again on the same port and data dir (after [`Registry::kill9`]).
     pub fn restart(&mut self) {
         self.kill9();
