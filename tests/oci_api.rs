@@ -530,8 +530,57 @@ async fn deletes_of_tags_manifests_and_blobs() {
 }
 
 #[tokio::test]
-async fn unsupported_methods_get_an_oci_error() {
+async fn unsupported_methods_get_an_oci_error_and_allow() {
     let api = Api::new().await;
     let r = api.send(Method::POST, "/v2/r/tags/list", &[], Body::empty()).await;
     r.assert_error(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED");
+    assert_eq!(r.header("allow"), "GET");
+    let r = api.send(Method::POST, "/v2/r/manifests/latest", &[], Body::empty()).await;
+    assert_eq!(r.header("allow"), "GET, HEAD, PUT, DELETE");
+}
+
+#[tokio::test]
+async fn malformed_tags_are_unknown_to_readers_and_invalid_to_pushers() {
+    let api = Api::new().await;
+    api.push_image("r", "v1", "x").await;
+    api.get("/v2/r/manifests/.INVALID_MANIFEST_NAME").await.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+    let h = api.send(Method::HEAD, "/v2/r/manifests/.INVALID_MANIFEST_NAME", &[], Body::empty()).await;
+    assert_eq!(h.status, StatusCode::NOT_FOUND);
+    assert!(h.body.is_empty());
+    let d = api.send(Method::DELETE, "/v2/r/manifests/.INVALID_MANIFEST_NAME", &[], Body::empty()).await;
+    d.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
+    let p = api.put_manifest("r", ".INVALID_MANIFEST_NAME", b"{}", &[]).await;
+    p.assert_error(StatusCode::BAD_REQUEST, "TAG_INVALID");
+    assert_eq!(api.get("/v2/r/tags/list").await.json()["tags"], json!(["v1"]));
+}
+
+#[tokio::test]
+async fn inverted_ranges_are_unsatisfiable_and_malformed_chunk_ranges_invalid() {
+    let api = Api::new().await;
+    let digest = api.push_blob("r", &[7u8; 2048]).await;
+    let r = api.send(Method::GET, &format!("/v2/r/blobs/{digest}"), &[("range", "bytes=500-0")], Body::empty()).await;
+    assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(r.header("content-range"), "bytes */2048");
+    let r = api.send(Method::POST, "/v2/r/blobs/uploads/", &[], Body::empty()).await;
+    let location = r.header("location").to_owned();
+    let r = api.send(Method::PATCH, &location, &[("content-range", "bytes=x-y")], b"abc".to_vec()).await;
+    r.assert_error(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID");
+    assert_eq!(api.send(Method::GET, &location, &[], Body::empty()).await.header("range"), "0-0");
+}
+
+#[tokio::test]
+async fn layerless_images_and_null_lists_are_accepted() {
+    let api = Api::new().await;
+    let config = api.push_blob("r", b"{}").await;
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+        "layers": null,
+    }))
+    .unwrap();
+    let r = api.put_manifest("r", "nolayers", &manifest, &[]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(api.get("/v2/r/manifests/nolayers").await.body.as_ref(), &manifest[..]);
 }

@@ -29,6 +29,20 @@ pub enum Endpoint {
     Referrers(RepoName, Digest),
 }
 
+impl Endpoint {
+    /// Returns the methods the endpoint supports, as an `Allow` header value.
+    pub fn allowed_methods(&self) -> &'static str {
+        match self {
+            Endpoint::Base => "GET, HEAD",
+            Endpoint::Catalog | Endpoint::Tags(_) | Endpoint::Referrers(..) => "GET",
+            Endpoint::Manifest(..) => "GET, HEAD, PUT, DELETE",
+            Endpoint::Blob(..) => "GET, HEAD, DELETE",
+            Endpoint::StartUpload(_) => "POST",
+            Endpoint::Upload(..) => "GET, PATCH, PUT, DELETE",
+        }
+    }
+}
+
 fn name(s: &str) -> Result<RepoName, RegistryError> {
     Ok(s.parse::<RepoName>()?)
 }

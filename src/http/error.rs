@@ -37,9 +37,20 @@ impl OciError {
         self
     }
 
-    /// The answer for a method the endpoint does not support.
-    pub fn method_not_allowed() -> Self {
+    /// The answer for a method the endpoint does not support; `allow` lists those it does.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
         OciError::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", "the operation is unsupported")
+            .with_header(header::ALLOW, allow.to_owned())
+    }
+
+    /// The response; to a HEAD request, the status and headers without the body.
+    pub fn into_response_for(self, head: bool) -> Response {
+        let mut response = self.into_response();
+        if head {
+            *response.body_mut() = axum::body::Body::empty();
+            response.headers_mut().remove(header::CONTENT_LENGTH);
+        }
+        response
     }
 
     /// The answer for a path that names no endpoint.
@@ -60,6 +71,9 @@ impl From<RegistryError> for OciError {
         match e {
             NameUnknown => OciError::new(StatusCode::NOT_FOUND, "NAME_UNKNOWN", message),
             NameInvalid(_) => OciError::new(StatusCode::BAD_REQUEST, "NAME_INVALID", message),
+            // Only a push must name a valid tag; reads of a malformed one are answered in
+            // `dispatch` as a manifest that does not exist.
+            TagInvalid(_) => OciError::new(StatusCode::BAD_REQUEST, "TAG_INVALID", message),
             ManifestUnknown => OciError::new(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", message),
             ManifestInvalid(_) => OciError::new(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", message),
             ManifestTooLarge { .. } => OciError::new(StatusCode::PAYLOAD_TOO_LARGE, "MANIFEST_INVALID", message),

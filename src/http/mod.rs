@@ -30,7 +30,7 @@ use gati_blob::ByteStream;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tracing::Instrument;
 
-use crate::registry::Registry;
+use crate::registry::{Registry, RegistryError};
 use endpoint::Endpoint;
 use error::OciError;
 
@@ -136,14 +136,19 @@ async fn dispatch(
         return OciError::not_found().into_response();
     };
     let rest = path.strip_prefix("/v2").unwrap_or_default();
+    let head = method == Method::HEAD;
     let endpoint = match endpoint::parse(rest) {
-        None => return OciError::not_found().into_response(),
-        Some(Err(e)) => return OciError::from(e).into_response(),
+        None => return OciError::not_found().into_response_for(head),
+        // No manifest has a malformed tag, so reading or deleting one finds nothing (the
+        // conformance suite expects 404); pushing one is the client's error.
+        Some(Err(RegistryError::TagInvalid(_))) if method != Method::PUT => {
+            return OciError::from(RegistryError::ManifestUnknown).into_response_for(head);
+        }
+        Some(Err(e)) => return OciError::from(e).into_response_for(head),
         Some(Ok(endpoint)) => endpoint,
     };
     let query: HashMap<String, String> = Query::try_from_uri(&uri).map(|Query(q)| q).unwrap_or_default();
     let registry = &state.registry;
-    let head = method == Method::HEAD;
     let outcome = match (endpoint, method) {
         (Endpoint::Base, Method::GET | Method::HEAD) => Ok(base()),
         (Endpoint::Catalog, Method::GET) => listing::catalog(registry, &query).await,
@@ -171,19 +176,9 @@ async fn dispatch(
         }
         (Endpoint::Upload(repo, id), Method::GET) => uploads::get_blob_upload(registry, &repo, &id).await,
         (Endpoint::Upload(repo, id), Method::DELETE) => uploads::delete_blob_upload(registry, &repo, &id).await,
-        _ => Err(OciError::method_not_allowed()),
+        (endpoint, _) => Err(OciError::method_not_allowed(endpoint.allowed_methods())),
     };
-    match outcome {
-        Ok(response) => response,
-        Err(e) if head => {
-            // A HEAD answer carries the status and headers of the GET, without its body.
-            let mut response = e.into_response();
-            *response.body_mut() = Body::empty();
-            response.headers_mut().remove(header::CONTENT_LENGTH);
-            response
-        }
-        Err(e) => e.into_response(),
-    }
+    outcome.unwrap_or_else(|e| e.into_response_for(head))
 }
 
 /// `GET /v2/`: the API version check clients start with.

@@ -47,8 +47,7 @@ fn chunk_start(request_headers: &HeaderMap) -> Result<Option<u64>, OciError> {
     let Some(raw) = headers::text(request_headers, header::CONTENT_RANGE) else {
         return Ok(None);
     };
-    let range = ContentRange::parse(raw)
-        .map_err(|e| OciError::new(StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID", e.to_string()))?;
+    let range = ContentRange::parse(raw).map_err(|e| RegistryError::UploadInvalid(e.to_string()))?;
     let announced = headers::text(request_headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|len| len != range.len()) {
         return Err(RegistryError::SizeInvalid(format!(

@@ -17,6 +17,9 @@ pub enum RegistryError {
     /// A name, tag or reference is malformed.
     #[error("{0}")]
     NameInvalid(String),
+    /// A tag is malformed.
+    #[error("{0}")]
+    TagInvalid(String),
     /// The manifest (by tag or digest) is not in the repository.
     #[error("manifest unknown")]
     ManifestUnknown,
@@ -80,6 +83,7 @@ impl RegistryError {
         match self {
             NameUnknown | ManifestUnknown | BlobUnknown | UploadUnknown => ErrorCode::NotFound,
             NameInvalid(_)
+            | TagInvalid(_)
             | ManifestInvalid(_)
             | ManifestTooLarge { .. }
             | ManifestBlobUnknown(_)
@@ -107,7 +111,8 @@ impl From<CoreError> for RegistryError {
             CoreError::DigestInvalid(_) | CoreError::DigestUnsupported(_) => {
                 RegistryError::DigestInvalid(e.to_string())
             }
-            CoreError::NameInvalid { .. } | CoreError::TagInvalid(_) => RegistryError::NameInvalid(e.to_string()),
+            CoreError::NameInvalid { .. } => RegistryError::NameInvalid(e.to_string()),
+            CoreError::TagInvalid(_) => RegistryError::TagInvalid(e.to_string()),
             CoreError::ManifestInvalid(_) | CoreError::ManifestUnsupported(_) => {
                 RegistryError::ManifestInvalid(e.to_string())
             }

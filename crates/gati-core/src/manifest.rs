@@ -91,9 +91,14 @@ fn descriptor(raw: RawDescriptor, field: &str) -> Result<Descriptor> {
         .map_err(|e| invalid(format!("{field}: {e}")))?;
     let digest = raw.digest.parse().map_err(|e| invalid(format!("{field}: {e}")))?;
     let size = u64::try_from(raw.size).map_err(|_| invalid(format!("{field}: negative size")))?;
-    let artifact_type =
-        raw.artifact_type.map(|a| a.parse()).transpose().map_err(|e| invalid(format!("{field}: {e}")))?;
+    let artifact_type = artifact_type(raw.artifact_type).map_err(|e| invalid(format!("{field}: {e}")))?;
     Ok(Descriptor { media_type, digest, size, artifact_type, annotations: raw.annotations, urls: raw.urls })
+}
+
+/// Parses an `artifactType`; an empty string means none (OCI distribution spec 1.1, "Listing
+/// Referrers": "if the artifactType is empty or missing").
+fn artifact_type(raw: Option<String>) -> Result<Option<MediaType>> {
+    raw.filter(|a| !a.is_empty()).map(|a| a.parse()).transpose()
 }
 
 fn descriptors(raw: Vec<RawDescriptor>, field: &str) -> Result<Vec<Descriptor>> {
@@ -151,22 +156,22 @@ pub fn parse_manifest(content_type: Option<&str>, body: &[u8]) -> Result<ParsedM
         },
     };
 
-    let artifact_type =
-        raw.artifact_type.map(|a| a.parse()).transpose().map_err(|e| invalid(format!("artifactType: {e}")))?;
+    let artifact_type = artifact_type(raw.artifact_type).map_err(|e| invalid(format!("artifactType: {e}")))?;
     let subject = raw.subject.map(|s| descriptor(s, "subject")).transpose()?;
 
     let (config, layers, manifests) = if kind.is_index() {
         if raw.config.is_some() || raw.layers.is_some() {
             return Err(invalid("an index must not have config or layers"));
         }
-        let manifests = raw.manifests.ok_or_else(|| invalid("an index needs manifests"))?;
-        (None, Vec::new(), descriptors(manifests, "manifests")?)
+        // A missing or null list is an empty one: Go clients serialise empty slices as null.
+        (None, Vec::new(), descriptors(raw.manifests.unwrap_or_default(), "manifests")?)
     } else {
         if raw.manifests.is_some() {
             return Err(invalid("an image manifest must not have manifests"));
         }
         let config = raw.config.ok_or_else(|| invalid("an image manifest needs a config"))?;
-        let layers = raw.layers.ok_or_else(|| invalid("an image manifest needs layers"))?;
+        // Layer-less images exist (and Go clients write an empty list as null): none is empty.
+        let layers = raw.layers.unwrap_or_default();
         (Some(descriptor(config, "config")?), descriptors(layers, "layers")?, Vec::new())
     };
     Ok(ParsedManifest { kind, config, layers, manifests, subject, artifact_type, annotations: raw.annotations })
@@ -269,11 +274,30 @@ mod tests {
             (None, image("").replace("\"size\":42", "\"size\":-1")),
             (None, image("").replace(r#""config":"#, r#""manifests":[],"config":"#)),
             (None, r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#.into()),
+            (None, image("").replace(r#""size":7"#, r#""size":7,"artifactType":"not a media type""#)),
             (None, "x".repeat(MAX_MANIFEST_BYTES + 1)),
         ];
         for (ct, body) in cases {
             assert!(parse_manifest(ct, body.as_bytes()).is_err(), "{ct:?} {}", &body[..body.len().min(120)]);
         }
+    }
+
+    #[test]
+    fn null_or_missing_lists_are_empty_and_empty_artifact_type_is_none() {
+        let config = format!(
+            r#""config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":2}}"#,
+            d('a')
+        );
+        for body in [
+            format!(r#"{{"schemaVersion":2,"mediaType":"{}",{config}}}"#, media_type::OCI_MANIFEST),
+            format!(r#"{{"schemaVersion":2,"mediaType":"{}",{config},"layers":null}}"#, media_type::OCI_MANIFEST),
+            format!(r#"{{"schemaVersion":2,{config},"layers":[],"artifactType":""}}"#),
+        ] {
+            let m = parse_manifest(None, body.as_bytes()).unwrap();
+            assert!(m.layers.is_empty() && m.artifact_type.is_none(), "{body}");
+        }
+        let index = format!(r#"{{"schemaVersion":2,"mediaType":"{}","manifests":null}}"#, media_type::OCI_INDEX);
+        assert!(parse_manifest(None, index.as_bytes()).unwrap().manifests.is_empty());
     }
 
     proptest! {

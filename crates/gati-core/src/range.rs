@@ -7,7 +7,7 @@ use crate::error::{CoreError, Result};
 /// One byte range from a `Range: bytes=...` header, before the resource size is known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ByteRange {
-    /// `bytes=start-end`, both inclusive.
+    /// `bytes=start-end`, both inclusive (unsatisfiable when `start > end`).
     FromTo(u64, u64),
     /// `bytes=start-`.
     From(u64),
@@ -49,13 +49,8 @@ impl ByteRange {
         match (first.is_empty(), last.is_empty()) {
             (true, false) => Ok(ByteRange::Suffix(number(last, header)?)),
             (false, true) => Ok(ByteRange::From(number(first, header)?)),
-            (false, false) => {
-                let (a, b) = (number(first, header)?, number(last, header)?);
-                if a > b {
-                    return Err(bad());
-                }
-                Ok(ByteRange::FromTo(a, b))
-            }
+            // `a > b` is well-formed but can never be satisfied; it resolves to 416.
+            (false, false) => Ok(ByteRange::FromTo(number(first, header)?, number(last, header)?)),
             (true, true) => Err(bad()),
         }
     }
@@ -63,7 +58,7 @@ impl ByteRange {
     /// Applies the range to a resource of `size` bytes.
     pub fn resolve(self, size: u64) -> Satisfiable {
         let range = match self {
-            ByteRange::FromTo(a, b) if a < size => Some((a, b.min(size - 1))),
+            ByteRange::FromTo(a, b) if a <= b && a < size => Some((a, b.min(size - 1))),
             ByteRange::From(a) if a < size => Some((a, size - 1)),
             ByteRange::Suffix(n) if n > 0 && size > 0 => Some((size - n.min(size), size - 1)),
             _ => None,
@@ -122,7 +117,7 @@ mod tests {
         assert_eq!(ByteRange::parse("bytes=0-9").unwrap(), ByteRange::FromTo(0, 9));
         assert_eq!(ByteRange::parse("bytes=5-").unwrap(), ByteRange::From(5));
         assert_eq!(ByteRange::parse("bytes=-3").unwrap(), ByteRange::Suffix(3));
-        for bad in ["", "bytes=", "bytes=-", "bytes=9-1", "bytes=0-1,3-4", "items=0-1", "bytes=a-b", "bytes=+1-2"] {
+        for bad in ["", "bytes=", "bytes=-", "bytes=0-1,3-4", "items=0-1", "bytes=a-b", "bytes=+1-2"] {
             assert!(ByteRange::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -136,6 +131,7 @@ mod tests {
         assert_eq!(r("bytes=-30", 5), Satisfiable::Range { start: 0, end: 4 });
         assert_eq!(r("bytes=-0", 5), Satisfiable::Unsatisfiable);
         assert_eq!(r("bytes=0-0", 0), Satisfiable::Unsatisfiable);
+        assert_eq!(r("bytes=500-0", 2048), Satisfiable::Unsatisfiable);
     }
 
     #[test]
