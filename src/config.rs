@@ -53,6 +53,8 @@ pub struct Config {
     /// Seconds an upload session may sit without requests before its actor parks (it stays
     /// resumable from disk).
     pub upload_idle_secs: u64,
+    /// Seconds after which an upload session that is not running is discarded.
+    pub upload_expiry_secs: u64,
     /// Seconds a namespace actor may sit without writes before it stops.
     pub namespace_idle_secs: u64,
     /// Bytes of manifest content kept in memory.
@@ -69,6 +71,7 @@ impl Default for Config {
             node_id: 1,
             log: LogConfig::default(),
             upload_idle_secs: 300,
+            upload_expiry_secs: 7 * 24 * 3600,
             namespace_idle_secs: 300,
             manifest_cache_bytes: 64 * 1024 * 1024,
             shutdown_grace_secs: 30,
@@ -123,6 +126,11 @@ impl Config {
     /// The upload-session idle period.
     pub fn upload_idle(&self) -> Duration {
         Duration::from_secs(self.upload_idle_secs)
+    }
+
+    /// The age at which parked upload sessions are discarded.
+    pub fn upload_expiry(&self) -> Duration {
+        Duration::from_secs(self.upload_expiry_secs)
     }
 
     /// The namespace-actor idle period.

@@ -39,7 +39,21 @@ pub struct Node {
     registry: Registry,
     raft: Arc<RaftNode>,
     meta: MetaStore,
+    purger: tokio::task::JoinHandle<()>,
     shutdown_grace: Duration,
+}
+
+/// Discards abandoned upload sessions a few times per expiry period (at most hourly).
+async fn purge_expired_uploads(uploads: UploadDirectory, expiry: Duration) {
+    let mut every = tokio::time::interval((expiry / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600)));
+    loop {
+        every.tick().await;
+        match uploads.purge_expired(expiry).await {
+            Ok(0) => {}
+            Ok(purged) => info!(purged, "discarded expired upload sessions"),
+            Err(e) => warn!(error = %e, "purging expired upload sessions failed"),
+        }
+    }
 }
 
 impl Node {
@@ -51,8 +65,9 @@ impl Node {
         let raft = Arc::new(RaftNode::start(config.node_id, meta.db(), state.clone()).await?);
         let namespaces = NamespaceDirectory::new(state.clone(), raft.clone(), config.namespace_idle());
         let uploads = UploadDirectory::new(blobs.clone(), config.upload_idle());
+        let purger = tokio::spawn(purge_expired_uploads(uploads.clone(), config.upload_expiry()));
         let registry = Registry::new(state, raft.clone(), blobs, namespaces, uploads, config.manifest_cache_bytes);
-        Ok(Node { registry, raft, meta, shutdown_grace: Duration::from_secs(config.shutdown_grace_secs) })
+        Ok(Node { registry, raft, meta, purger, shutdown_grace: Duration::from_secs(config.shutdown_grace_secs) })
     }
 
     /// Returns the facade.
@@ -92,6 +107,7 @@ impl Node {
 
     /// Stops consensus and flushes the stores.
     pub async fn close(&self) {
+        self.purger.abort();
         self.raft.shutdown().await;
         if let Err(e) = self.meta.state_machine().and_then(|s| s.flush()) {
             warn!(error = %e, "final metadata flush failed");

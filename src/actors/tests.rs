@@ -79,3 +79,21 @@ async fn an_idle_namespace_actor_stops_and_is_restarted_on_demand() {
     assert_eq!(state.blob_link(&repo, &digest).unwrap(), Some(1));
     raft.shutdown().await;
 }
+
+#[tokio::test]
+async fn expired_parked_sessions_are_purged_and_live_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(dir.path()).await.unwrap());
+    let uploads = UploadDirectory::new(store.clone(), IDLE);
+    let repo: RepoName = "a".parse().unwrap();
+    let parked = uploads.begin(&repo).await.unwrap();
+    uploads.append(&repo, &parked, None, body(b"abandoned")).await.unwrap();
+    eventually("the session parks", || uploads.live_sessions() == 0).await;
+    let live = uploads.begin(&repo).await.unwrap();
+
+    assert_eq!(uploads.purge_expired(Duration::from_secs(3600)).await.unwrap(), 0, "nothing is an hour old");
+    assert_eq!(uploads.purge_expired(Duration::ZERO).await.unwrap(), 1);
+    assert!(store.upload_info(&parked).await.unwrap().is_none());
+    assert!(uploads.status(&repo, &parked).await.is_err());
+    assert_eq!(uploads.status(&repo, &live).await.unwrap(), 0, "the running session is untouched");
+}

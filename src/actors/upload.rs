@@ -252,6 +252,31 @@ impl UploadDirectory {
         self.live.0.lock().expect("live sessions lock poisoned").len()
     }
 
+    /// Discards every parked session begun at least `max_age` ago; returns how many.
+    ///
+    /// Clients abandon uploads (a crashed CI job, a cancelled push); their bytes would otherwise stay
+    /// on disk forever. Running sessions are left alone. A client that resumes a session in the
+    /// instant it is discarded gets `BLOB_UPLOAD_UNKNOWN` and starts over, as after any expiry.
+    pub async fn purge_expired(&self, max_age: Duration) -> Result<usize> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let mut purged = 0;
+        for id in self.blobs.list_uploads().await? {
+            if self.live.get(&id).is_some() {
+                continue;
+            }
+            let Some(info) = self.blobs.upload_info(&id).await? else { continue };
+            if now.saturating_sub(info.started_at_unix_secs) < max_age.as_secs() {
+                continue;
+            }
+            match self.blobs.abort_upload(&id).await {
+                Ok(()) => purged += 1,
+                Err(e) if e.kind() == BlobErrorKind::UploadUnknown => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(purged)
+    }
+
     /// Begins a new upload session in `repo`.
     pub async fn begin(&self, repo: &RepoName) -> Result<UploadId> {
         let id = UploadId::from_random(rand::random());
