@@ -275,6 +275,19 @@ async fn cross_repository_mount_and_fallback() {
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.header("docker-content-digest"), digest);
     assert_eq!(api.get(&format!("/v2/dst/repo/blobs/{digest}")).await.body.as_ref(), b"shared layer");
+    // Without `from`: found wherever it is linked.
+    let r = api.send(Method::POST, &format!("/v2/third/blobs/uploads/?mount={digest}"), &[], Body::empty()).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(api.get(&format!("/v2/third/blobs/{digest}")).await.body.as_ref(), b"shared layer");
+    // Unlinked everywhere, its bytes are not discoverable even before garbage collection.
+    for repo in ["src/repo", "dst/repo", "third"] {
+        assert_eq!(
+            api.send(Method::DELETE, &format!("/v2/{repo}/blobs/{digest}"), &[], Body::empty()).await.status,
+            StatusCode::ACCEPTED
+        );
+    }
+    let r = api.send(Method::POST, &format!("/v2/fourth/blobs/uploads/?mount={digest}"), &[], Body::empty()).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
     // Unknown source: a normal upload session instead.
     let r = api
         .send(Method::POST, &format!("/v2/dst/repo/blobs/uploads/?mount={digest}&from=nowhere"), &[], Body::empty())

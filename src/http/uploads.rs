@@ -67,12 +67,15 @@ pub async fn post_blob_upload(
     query: &Query,
     body: Body,
 ) -> Result<Response, OciError> {
-    if let (Some(mount), Some(from)) = (query.get("mount"), query.get("from")) {
+    if let Some(mount) = query.get("mount") {
         let digest: Digest = mount.parse().map_err(|e| OciError::from(RegistryError::from(e)))?;
         // An unknown or malformed source is not an error: the client falls back to uploading.
-        if let Ok(from) = from.parse::<RepoName>()
-            && registry.mount_blob(&repo, &from, &digest).await?.is_some()
-        {
+        let mounted = match query.get("from").map(|from| from.parse::<RepoName>()) {
+            Some(Ok(from)) => registry.mount_blob(&repo, &from, &digest).await?,
+            Some(Err(_)) => None,
+            None => registry.mount_blob_from_any(&repo, &digest).await?,
+        };
+        if mounted.is_some() {
             return blob_created(&repo, &digest);
         }
     } else if let Some(digest) = query_digest(query)? {

@@ -61,6 +61,22 @@ impl Registry {
         Ok(Some(size))
     }
 
+    /// Links a blob that any repository holds into `repo` (a mount without `from`, the spec's
+    /// automatic content discovery). Returns the size, or `None` when no repository holds it.
+    ///
+    /// Only linked content is found, never bytes that merely remain in the store awaiting garbage
+    /// collection. Access control will narrow the candidates to repositories the caller can read.
+    pub async fn mount_blob_from_any(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
+        let Some((_, size)) = self.inner.state.blob_holders(digest, 1)?.into_iter().next() else {
+            return Ok(None);
+        };
+        if self.inner.blobs.stat(digest).await?.is_none() {
+            return Ok(None);
+        }
+        self.link_blob(repo, digest, size).await?;
+        Ok(Some(size))
+    }
+
     /// Proposes the link of verified, durable content into a repository.
     pub(super) async fn link_blob(&self, repo: &RepoName, digest: &Digest, size: u64) -> Result<()> {
         let command = Command::LinkBlob { repo: repo.clone(), digest: digest.clone(), size };

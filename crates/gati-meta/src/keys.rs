@@ -9,6 +9,9 @@ use gati_core::{Digest, RepoName, Tag};
 pub(crate) const REPO: u8 = b'r';
 /// `b` + repo + NUL + digest: the blob is linked; value: size, u64 big-endian.
 pub(crate) const BLOB: u8 = b'b';
+/// `h` + digest + NUL + repo: the repository holds (links) the blob; the reverse of `b`, for
+/// mounting a blob without naming its source.
+pub(crate) const HOLDER: u8 = b'h';
 /// `m` + repo + NUL + digest: a manifest record (JSON).
 pub(crate) const MANIFEST: u8 = b'm';
 /// `t` + repo + NUL + tag: the tag's target digest.
@@ -39,6 +42,16 @@ pub(crate) fn repo(repo: &RepoName) -> Vec<u8> {
 
 pub(crate) fn blob(repo: &RepoName, digest: &Digest) -> Vec<u8> {
     key(BLOB, &[repo.as_str(), &digest.to_string()])
+}
+
+pub(crate) fn holder(digest: &Digest, repo: &RepoName) -> Vec<u8> {
+    key(HOLDER, &[&digest.to_string(), repo.as_str()])
+}
+
+pub(crate) fn holder_prefix(digest: &Digest) -> Vec<u8> {
+    let mut k = key(HOLDER, &[&digest.to_string()]);
+    k.push(SEP);
+    k
 }
 
 pub(crate) fn manifest(repo: &RepoName, digest: &Digest) -> Vec<u8> {

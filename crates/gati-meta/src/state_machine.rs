@@ -104,6 +104,7 @@ impl<'a> Pending<'a> {
                 let key = keys::blob(repo, digest);
                 let created = !self.contains(&key)?;
                 self.put(key, size.to_be_bytes());
+                self.put(keys::holder(digest, repo), size.to_be_bytes());
                 self.put(keys::repo(repo), []);
                 Ok(Applied::BlobLinked { created })
             }
@@ -113,6 +114,7 @@ impl<'a> Pending<'a> {
                     return Ok(Applied::Rejected(Rejection::BlobUnknown { digest: digest.clone() }));
                 }
                 self.delete(key);
+                self.delete(keys::holder(digest, repo));
                 Ok(Applied::BlobUnlinked)
             }
             Command::PutManifest { repo, record, tag, condition } => {
@@ -234,13 +236,20 @@ impl StateMachine {
 
     /// Returns the size of a blob if it is linked into the repository.
     pub fn blob_link(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
-        self.tree
-            .get(keys::blob(repo, digest))?
-            .map(|v| {
-                let bytes: [u8; 8] = v.as_ref().try_into().map_err(|_| MetaError::Corrupt("blob link size".into()))?;
-                Ok(u64::from_be_bytes(bytes))
-            })
-            .transpose()
+        self.tree.get(keys::blob(repo, digest))?.map(|v| decode_size(&v)).transpose()
+    }
+
+    /// Returns up to `limit` repositories that link the blob, in name order, with its size.
+    pub fn blob_holders(&self, digest: &Digest, limit: usize) -> Result<Vec<(RepoName, u64)>> {
+        let prefix = keys::holder_prefix(digest);
+        let mut out = Vec::new();
+        for entry in self.tree.scan_prefix(&prefix).take(limit) {
+            let (key, value) = entry?;
+            let name = std::str::from_utf8(&key[prefix.len()..]).map_err(|e| MetaError::Corrupt(e.to_string()))?;
+            let repo = name.parse().map_err(|e: gati_core::CoreError| MetaError::Corrupt(e.to_string()))?;
+            out.push((repo, decode_size(&value)?));
+        }
+        Ok(out)
     }
 
     /// Returns whether the repository has ever received content.
@@ -365,6 +374,11 @@ fn take_chunk(data: &[u8]) -> Result<(&[u8], &[u8])> {
         return Err(corrupt());
     }
     Ok(rest.split_at(len))
+}
+
+fn decode_size(bytes: &[u8]) -> Result<u64> {
+    let bytes: [u8; 8] = bytes.try_into().map_err(|_| MetaError::Corrupt("blob link size".into()))?;
+    Ok(u64::from_be_bytes(bytes))
 }
 
 fn decode_record(bytes: &[u8]) -> Result<ManifestRecord> {

@@ -155,6 +155,22 @@ fn delete_tag_keeps_manifest_and_unlink_blob() {
 }
 
 #[test]
+fn blob_holders_follow_links_and_unlinks() {
+    let (_d, sm) = open();
+    for r in ["b", "a", "c"] {
+        sm.apply_one(b"1", Some(&link(r, dg(1)))).unwrap();
+    }
+    sm.apply_one(b"2", Some(&link("a", dg(2)))).unwrap();
+    let names = |v: Vec<(RepoName, u64)>| v.into_iter().map(|(r, s)| (r.to_string(), s)).collect::<Vec<_>>();
+    assert_eq!(names(sm.blob_holders(&dg(1), 10).unwrap()), vec![("a".into(), 5), ("b".into(), 5), ("c".into(), 5)]);
+    assert_eq!(sm.blob_holders(&dg(1), 1).unwrap().len(), 1);
+    sm.apply_one(b"3", Some(&Command::UnlinkBlob { repo: repo("a"), digest: dg(1) })).unwrap();
+    assert_eq!(names(sm.blob_holders(&dg(1), 10).unwrap()), vec![("b".into(), 5), ("c".into(), 5)]);
+    assert_eq!(names(sm.blob_holders(&dg(2), 10).unwrap()), vec![("a".into(), 5)]);
+    assert!(sm.blob_holders(&dg(3), 10).unwrap().is_empty());
+}
+
+#[test]
 fn tag_and_catalog_pagination_is_lexical_and_scoped() {
     let (_d, sm) = open();
     for r in ["b", "a/x", "a", "a0"] {
