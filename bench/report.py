@@ -167,6 +167,11 @@ def main():
             md += ["**%s was not run:** %s" % (s, skipped[s]), ""]
     for p in problems:
         md += ["**Warning:** " + p, ""]
+    # What was changed to meet the targets, and why: kept by hand in bench/NOTES.md, carried into
+    # every generated report so a re-run never loses it.
+    notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "NOTES.md")
+    if os.path.exists(notes):
+        md += [open(notes).read().strip(), ""]
     md += ["Raw results:", "", "```json", json.dumps({"meta": meta, "baseline": baseline, "results": res,
                                                      "skipped": skipped}, indent=1, sort_keys=True), "```", ""]
     with open(out_md, "w") as f:

@@ -893,3 +893,77 @@ fn sigterm_finishes_in_flight_requests_then_exits() {
     let blob = oci::get_blob(&addr, "library/shutdown", &digest).expect("GET blob");
     assert_eq!(blob.body, chunk);
 }
+
+/// (h) Operations: a TOML config file sets the node up, `GATI_*` variables override it, logs come
+/// out as JSON lines when asked, and `/metrics` exposes Prometheus counters of what was served.
+#[test]
+fn config_file_env_overrides_json_logs_and_metrics() {
+    if Kind::from_env() != Kind::Gati {
+        return; // gati's own configuration surface
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let port = common::free_port();
+    let unused_port = common::free_port();
+    let config = tmp.path().join("gati.toml");
+    // The file names a data dir and a port that the environment then overrides.
+    let file_dir = tmp.path().join("from-file");
+    let env_dir = tmp.path().join("from-env");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{unused_port}\"\ndata_dir = \"{}\"\nupload_idle_secs = 60\n[log]\nformat = \"text\"\nlevel = \"info\"\n",
+            file_dir.display()
+        ),
+    )
+    .expect("write config");
+    let log_path = tmp.path().join("server.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gati-registry"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("GATI_LISTEN", format!("127.0.0.1:{port}"))
+        .env("GATI_DATA_DIR", &env_dir)
+        .env("GATI_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start gati-registry");
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !http::get_with_timeout(&addr, "/readyz", Duration::from_secs(2)).is_ok_and(|r| r.status == 200) {
+        assert!(
+            child.try_wait().expect("poll").is_none(),
+            "server exited:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+        assert!(Instant::now() < deadline, "not ready on the port from GATI_LISTEN");
+        common::pause(Duration::from_millis(50));
+    }
+    oci::push_blob(&addr, "library/ops", b"operations");
+    let metrics = http::must(&addr, "GET", "/metrics", &[], &[]);
+    assert_eq!(metrics.status, 200);
+    let text = metrics.text();
+    assert!(text.contains("gati_http_requests_total{"), "{text}");
+    assert!(text.contains("status=\"201\""), "the push is counted: {text}");
+    assert!(text.contains("gati_raft_commands_per_entry"), "{text}");
+
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let stop_by = Instant::now() + Duration::from_secs(40);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll") {
+            break status;
+        }
+        assert!(Instant::now() < stop_by, "no exit after SIGTERM");
+        common::pause(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    assert!(env_dir.join("meta").try_exists().expect("stat"), "GATI_DATA_DIR wins over the file");
+    assert!(!file_dir.try_exists().expect("stat"), "the file's data_dir is overridden");
+    let logs = std::fs::read_to_string(&log_path).expect("read log");
+    let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "the server logged nothing");
+    for line in lines {
+        let entry: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(entry.get("level").is_some() && entry.get("fields").is_some(), "{line}");
+    }
+}
