@@ -512,6 +512,56 @@ async fn referrers_with_filtering() {
 }
 
 #[tokio::test]
+async fn referrers_are_paginated_with_link_keeping_the_filter() {
+    let api = Api::new().await;
+    let (subject, subject_digest) = api.push_image("r", "v1", "subject").await;
+    let config = api.push_blob("r", b"{}").await;
+    let mut pushed = Vec::new();
+    for i in 0..5 {
+        let layer = api.push_blob("r", format!("signature {i}").as_bytes()).await;
+        let mut m: Value =
+            serde_json::from_slice(&image_manifest(&config, &layer, Some((&subject_digest, subject.len())))).unwrap();
+        m["artifactType"] =
+            json!(if i % 2 == 0 { "application/vnd.dev.cosign+json" } else { "application/vnd.example.sbom" });
+        let bytes = serde_json::to_vec(&m).unwrap();
+        let r = api.put_manifest("r", &sha256(&bytes), &bytes, &[]).await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        pushed.push(sha256(&bytes));
+    }
+    pushed.sort();
+    let mut seen = Vec::new();
+    let mut next = Some(format!("/v2/r/referrers/{subject_digest}?n=2"));
+    for _ in 0..5 {
+        let Some(url) = next.take() else { break };
+        let r = api.get(&url).await;
+        assert_eq!(r.status, StatusCode::OK);
+        for d in r.json()["manifests"].as_array().unwrap() {
+            seen.push(d["digest"].as_str().unwrap().to_owned());
+        }
+        let link = r.header("link");
+        next = link.strip_prefix('<').and_then(|l| l.split_once('>')).map(|(u, _)| u.to_owned());
+    }
+    assert_eq!(seen, pushed, "every referrer exactly once, in digest order");
+
+    // A filtered listing pages through the filtered set only, with the filter in the Link.
+    let cosign = "application%2Fvnd.dev.cosign%2Bjson";
+    let r = api.get(&format!("/v2/r/referrers/{subject_digest}?artifactType={cosign}&n=2")).await;
+    assert_eq!(r.header("oci-filters-applied"), "artifactType");
+    assert_eq!(r.json()["manifests"].as_array().unwrap().len(), 2);
+    let link = r.header("link").to_owned();
+    assert!(link.contains("artifactType=application/vnd.dev.cosign%2Bjson&"), "{link}");
+    let url = link.strip_prefix('<').unwrap().split_once('>').unwrap().0.to_owned();
+    let r = api.get(&url).await;
+    let rest = r.json()["manifests"].as_array().unwrap().clone();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0]["artifactType"], "application/vnd.dev.cosign+json");
+    assert_eq!(r.header("link"), "");
+    api.get(&format!("/v2/r/referrers/{subject_digest}?last=nope"))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
+}
+
+#[tokio::test]
 async fn deletes_of_tags_manifests_and_blobs() {
     let api = Api::new().await;
     let (m, d) = api.push_image("r", "a", "x").await;

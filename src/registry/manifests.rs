@@ -7,8 +7,8 @@ use gati_core::command::Rejection;
 use gati_core::manifest::{MAX_MANIFEST_BYTES, parse_manifest};
 use gati_core::{Applied, Command, Digest, DigestAlgorithm, ManifestRecord, Reference, RepoName, TagCondition};
 
-use super::Registry;
 use super::error::{RegistryError, Result};
+use super::{Page, Registry};
 use crate::actors::ActorError;
 
 /// A manifest as served: its identity, media type and exact bytes.
@@ -151,18 +151,17 @@ impl Registry {
     }
 
     /// Lists the manifests whose `subject` is `subject`, optionally only those of one artifact
-    /// type, in digest order.
+    /// type, in digest order: up to `limit` after the referrer digest `after`.
     pub async fn referrers(
         &self,
         repo: &RepoName,
         subject: &Digest,
         artifact_type: Option<&str>,
-    ) -> Result<Vec<ManifestRecord>> {
-        let mut records = self.inner.state.referrers(repo, subject)?;
-        if let Some(wanted) = artifact_type {
-            records.retain(|r| r.artifact_type.as_ref().is_some_and(|a| a.as_str() == wanted));
-        }
-        Ok(records)
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Page<ManifestRecord>> {
+        let (items, more) = self.inner.state.referrers(repo, subject, artifact_type, after, limit)?;
+        Ok(Page { items, more })
     }
 }
 

@@ -301,17 +301,40 @@ impl StateMachine {
 
     /// Returns the records of every manifest in the repository whose `subject` is `subject`, in
     /// digest order.
-    pub fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<ManifestRecord>> {
+    ///
+    /// Pages like [`StateMachine::tags`]: up to `limit` records after the referrer digest `after`,
+    /// only those of `artifact_type` when given (filtered while scanning, so pages stay full), and
+    /// whether more follow.
+    pub fn referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+        after: Option<&Digest>,
+        limit: usize,
+    ) -> Result<(Vec<ManifestRecord>, bool)> {
         let prefix = keys::referrer_prefix(repo, subject);
+        let mut start = prefix.clone();
+        if let Some(after) = after {
+            start.extend_from_slice(after.to_string().as_bytes());
+            start.push(0); // the smallest key strictly after `after`
+        }
+        let mut end = prefix.clone();
+        *end.last_mut().expect("prefix ends with the separator") += 1;
         let mut out = Vec::new();
-        for entry in self.tree.scan_prefix(&prefix) {
+        for entry in self.tree.range(start..end) {
             let (key, _) = entry?;
             let referrer = parse_digest(&key[prefix.len()..])?;
-            if let Some(record) = self.manifest(repo, &referrer)? {
-                out.push(record);
+            let Some(record) = self.manifest(repo, &referrer)? else { continue };
+            if artifact_type.is_some_and(|wanted| record.artifact_type.as_ref().is_none_or(|a| a.as_str() != wanted)) {
+                continue;
             }
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push(record);
         }
-        Ok(out)
+        Ok((out, false))
     }
 
     /// Serialises the whole state, consensus position included, for a Raft snapshot.

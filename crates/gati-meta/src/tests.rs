@@ -120,15 +120,15 @@ fn delete_manifest_removes_its_tags_and_referrer_entry() {
         condition: None,
     };
     sm.apply_one(b"5", Some(&referrer)).unwrap();
-    assert_eq!(sm.referrers(&repo("r"), &dg(10)).unwrap().len(), 1);
+    assert_eq!(sm.referrers(&repo("r"), &dg(10), None, None, 100).unwrap().0.len(), 1);
 
     let out = sm.apply_one(b"6", Some(&Command::DeleteManifest { repo: repo("r"), digest: dg(10) })).unwrap();
     assert_eq!(out, Applied::ManifestDeleted { removed_tags: vec![tag("a"), tag("b")] });
     assert_eq!(sm.tags(&repo("r"), None, 10).unwrap(), (vec![tag("c")], false));
     // The referrer still points at the (deleted) subject, as the spec allows.
-    assert_eq!(sm.referrers(&repo("r"), &dg(10)).unwrap().len(), 1);
+    assert_eq!(sm.referrers(&repo("r"), &dg(10), None, None, 100).unwrap().0.len(), 1);
     sm.apply_one(b"7", Some(&Command::DeleteManifest { repo: repo("r"), digest: dg(12) })).unwrap();
-    assert!(sm.referrers(&repo("r"), &dg(10)).unwrap().is_empty());
+    assert!(sm.referrers(&repo("r"), &dg(10), None, None, 100).unwrap().0.is_empty());
     let again = sm.apply_one(b"8", Some(&Command::DeleteManifest { repo: repo("r"), digest: dg(10) })).unwrap();
     assert_eq!(again, Applied::Rejected(Rejection::ManifestUnknown { digest: dg(10) }));
 }
@@ -152,6 +152,29 @@ fn delete_tag_keeps_manifest_and_unlink_blob() {
         Applied::BlobUnlinked
     );
     assert_eq!(sm.blob_link(&repo("r"), &dg(1)).unwrap(), None);
+}
+
+#[test]
+fn referrers_page_in_digest_order_and_filter_while_scanning() {
+    let (_d, sm) = open();
+    sm.apply_one(b"1", Some(&link("r", dg(1)))).unwrap();
+    for n in [14u8, 12, 13, 11, 15] {
+        let mut record = record(dg(n), vec![dg(1)], Some(dg(10)));
+        record.artifact_type = Some(if n % 2 == 0 { "application/even" } else { "application/odd" }.parse().unwrap());
+        let put = Command::PutManifest { repo: repo("r"), record, tag: None, condition: None };
+        sm.apply_one(b"2", Some(&put)).unwrap();
+    }
+    let digests = |v: Vec<ManifestRecord>| v.into_iter().map(|r| r.digest).collect::<Vec<_>>();
+    let (page, more) = sm.referrers(&repo("r"), &dg(10), None, None, 2).unwrap();
+    assert_eq!((digests(page), more), (vec![dg(11), dg(12)], true));
+    let (page, more) = sm.referrers(&repo("r"), &dg(10), None, Some(&dg(12)), 2).unwrap();
+    assert_eq!((digests(page), more), (vec![dg(13), dg(14)], true));
+    let (page, more) = sm.referrers(&repo("r"), &dg(10), None, Some(&dg(14)), 2).unwrap();
+    assert_eq!((digests(page), more), (vec![dg(15)], false));
+    let (page, more) = sm.referrers(&repo("r"), &dg(10), Some("application/odd"), None, 2).unwrap();
+    assert_eq!((digests(page), more), (vec![dg(11), dg(13)], true), "a filtered page is still full");
+    let (page, more) = sm.referrers(&repo("r"), &dg(10), Some("application/odd"), Some(&dg(13)), 2).unwrap();
+    assert_eq!((digests(page), more), (vec![dg(15)], false));
 }
 
 #[test]
