@@ -154,7 +154,7 @@ def main():
         md.append("")
     md += ["Targets: manifest GET >= 3x, small-blob pushes >= 2x, 1 GiB push >= 2x, 1 GiB pull >= 1x "
            "(ratios of gati to distribution), and gati's RSS during the 1 GiB push < 64 MiB above idle.", "",
-           "Workloads: big push = POST then one streamed PUT `?digest=`; big pull = one GET of that blob, "
+           "Workloads: big push = POST then one streamed PUT `?digest=` of new content each repetition; big pull = one GET of that blob, "
            "bytes discarded; small pushes = POST + PUT `?digest=` of distinct random blobs over keep-alive "
            "connections; manifest GET = `wrk -t%s -c%s -d%ss` on `/v2/<repo>/manifests/<tag>` after a warm-up. "
            "RSS is sampled from /proc/PID/status (VmRSS, every 10 ms) during each push; the row shows the "

@@ -188,7 +188,11 @@ run_server() {
     local s="$1" addr="127.0.0.1:${PORT[$1]}" pid="${PID[$1]}"
     local i
     for i in $(seq 1 "$BIG_REPEAT"); do
-        say "$s: ${BIG_MIB} MiB monolithic push #$i of $BIG_REPEAT (RSS sampled)"
+        # Every repetition pushes new content (the same sequence on both servers), so each timed
+        # push stores a new blob; repeating one blob would measure deduplication instead.
+        printf 'gati-bench repetition %08d\n' "$i" | dd of="$BIG" conv=notrunc status=none
+        BIG_DIGEST="sha256:$(sha256sum "$BIG" | cut -c1-64)"
+        say "$s: ${BIG_MIB} MiB monolithic push #$i of $BIG_REPEAT (new content; RSS sampled)"
         flush_dirty_pages
         sleep 1 # let the server settle to its idle RSS
         timeout 600 "$LOADGEN" push-big --addr "$addr" --repo "bench/big$i" --file "$BIG" --digest "$BIG_DIGEST" \

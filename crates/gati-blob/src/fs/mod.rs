@@ -90,7 +90,7 @@ pub(crate) fn commit_verified_file(layout: &Layout, source: &Path, digest: &Dige
 /// Returns whether the blob exists, making sure its directory entry is durable first: a concurrent
 /// commit may have renamed it into place without having fsynced the shard yet, and our caller is
 /// about to report the blob as stored ("bytes before pointers").
-fn blob_is_durably_present(layout: &Layout, digest: &Digest) -> Result<bool> {
+pub(crate) fn blob_is_durably_present(layout: &Layout, digest: &Digest) -> Result<bool> {
     let present = layout.blob_path(digest).try_exists().map_err(|e| BlobError::io("check blob", e))?;
     if present {
         fsync_dir(&layout.shard_dir(digest)).map_err(|e| BlobError::io("sync blob shard", e))?;

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::{BlobError, BlobErrorKind, Result};
 use crate::fs::layout::{Layout, fsync_dir};
-use crate::fs::{blocking, commit_verified_file};
+use crate::fs::{blob_is_durably_present, blocking, commit_verified_file};
 use crate::hashing::ContentHasher;
 use crate::store::{UploadInfo, UploadWriter};
 
@@ -284,7 +284,13 @@ fn finish_session(
             format!("upload {id} has digest {actual}, not {expected}"),
         ));
     }
-    file.sync_data().map_err(|e| BlobError::io("sync upload data", e))?;
+    // Content that is already stored durably needs no durability of its own: it is about to be
+    // dropped, so waiting for its bytes to reach the disk would be wasted (a repeated push of a
+    // large blob would otherwise pay a full flush). Blobs are never removed while uploads may
+    // deduplicate against them; garbage collection must keep that true.
+    if !blob_is_durably_present(layout, expected)? {
+        file.sync_data().map_err(|e| BlobError::io("sync upload data", e))?;
+    }
     commit_verified_file(layout, &layout.upload_data_path(id), expected)?;
     drop(file);
     if let Err(error) = discard_session(layout, id) {
