@@ -132,11 +132,11 @@ async fn dispatch(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let head = method == Method::HEAD;
     let Some(path) = percent_decode(uri.path()) else {
-        return OciError::not_found().into_response();
+        return OciError::not_found().into_response_for(head);
     };
     let rest = path.strip_prefix("/v2").unwrap_or_default();
-    let head = method == Method::HEAD;
     let endpoint = match endpoint::parse(rest) {
         None => return OciError::not_found().into_response_for(head),
         // No manifest has a malformed tag, so reading or deleting one finds nothing (the
