@@ -84,8 +84,7 @@ impl Node {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), NodeError> {
         let app = crate::http::router(self.registry.clone(), metrics);
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let mut server_stopped = stop_rx.clone();
+        let (stop_tx, mut server_stopped) = tokio::sync::watch::channel(false);
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop_tx.send(true);

@@ -51,14 +51,8 @@ impl Registry {
     /// Links a blob that `from` holds into `repo` without moving bytes. Returns the size, or `None`
     /// when `from` does not hold it (the client then uploads normally).
     pub async fn mount_blob(&self, repo: &RepoName, from: &RepoName, digest: &Digest) -> Result<Option<u64>> {
-        let Some(size) = self.inner.state.blob_link(from, digest)? else {
-            return Ok(None);
-        };
-        if self.inner.blobs.stat(digest).await?.is_none() {
-            return Ok(None);
-        }
-        self.link_blob(repo, digest, size).await?;
-        Ok(Some(size))
+        let size = self.inner.state.blob_link(from, digest)?;
+        self.mount_linked(repo, digest, size).await
     }
 
     /// Links a blob that any repository holds into `repo` (a mount without `from`, the spec's
@@ -67,9 +61,14 @@ impl Registry {
     /// Only linked content is found, never bytes that merely remain in the store awaiting garbage
     /// collection. Access control will narrow the candidates to repositories the caller can read.
     pub async fn mount_blob_from_any(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
-        let Some((_, size)) = self.inner.state.blob_holders(digest, 1)?.into_iter().next() else {
-            return Ok(None);
-        };
+        let size = self.inner.state.blob_holders(digest, 1)?.into_iter().next().map(|(_, size)| size);
+        self.mount_linked(repo, digest, size).await
+    }
+
+    /// Links into `repo` a blob that some repository links with `size` (`None`: none does), once
+    /// the store confirms it still holds the bytes. Returns the size, or `None` if nothing mounted.
+    async fn mount_linked(&self, repo: &RepoName, digest: &Digest, size: Option<u64>) -> Result<Option<u64>> {
+        let Some(size) = size else { return Ok(None) };
         if self.inner.blobs.stat(digest).await?.is_none() {
             return Ok(None);
         }

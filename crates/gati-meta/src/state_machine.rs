@@ -78,7 +78,7 @@ impl<'a> Pending<'a> {
     }
 
     fn tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<Digest>> {
-        self.get(&keys::tag(repo, tag))?.map(|v| parse_digest(&v)).transpose()
+        self.get(&keys::tag(repo, tag))?.map(|v| decode_text(&v)).transpose()
     }
 
     fn manifest(&self, repo: &RepoName, digest: &Digest) -> Result<Option<ManifestRecord>> {
@@ -184,7 +184,7 @@ impl<'a> Pending<'a> {
         let mut removed_tags = Vec::new();
         for (key, value) in self.scan_prefix(&prefix)? {
             if value == target.as_bytes() {
-                removed_tags.push(tag_from_key(&key, prefix.len())?);
+                removed_tags.push(decode_text(&key[prefix.len()..])?);
                 self.delete(key);
             }
         }
@@ -226,7 +226,7 @@ impl StateMachine {
 
     /// Returns the digest a tag points at.
     pub fn tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<Digest>> {
-        self.tree.get(keys::tag(repo, tag))?.map(|v| parse_digest(&v)).transpose()
+        self.tree.get(keys::tag(repo, tag))?.map(|v| decode_text(&v)).transpose()
     }
 
     /// Returns a manifest's record, if the repository holds it.
@@ -245,9 +245,7 @@ impl StateMachine {
         let mut out = Vec::new();
         for entry in self.tree.scan_prefix(&prefix).take(limit) {
             let (key, value) = entry?;
-            let name = std::str::from_utf8(&key[prefix.len()..]).map_err(|e| MetaError::Corrupt(e.to_string()))?;
-            let repo = name.parse().map_err(|e: gati_core::CoreError| MetaError::Corrupt(e.to_string()))?;
-            out.push((repo, decode_size(&value)?));
+            out.push((decode_text(&key[prefix.len()..])?, decode_size(&value)?));
         }
         Ok(out)
     }
@@ -260,43 +258,13 @@ impl StateMachine {
     /// Returns up to `limit` tags of a repository in lexical order, starting after `after`, and
     /// whether more follow.
     pub fn tags(&self, repo: &RepoName, after: Option<&str>, limit: usize) -> Result<(Vec<Tag>, bool)> {
-        let prefix = keys::tag_prefix(repo);
-        let mut start = prefix.clone();
-        if let Some(after) = after {
-            start.extend_from_slice(after.as_bytes());
-            start.push(0); // the smallest key strictly after `after`
-        }
-        let mut end = prefix.clone();
-        *end.last_mut().expect("prefix ends with the separator") += 1;
-        let mut out = Vec::new();
-        for entry in self.tree.range(start..end) {
-            let (key, _) = entry?;
-            if out.len() == limit {
-                return Ok((out, true));
-            }
-            out.push(tag_from_key(&key, prefix.len())?);
-        }
-        Ok((out, false))
+        self.page(&keys::tag_prefix(repo), after.map(str::as_bytes), limit, |tag| decode_text(tag).map(Some))
     }
 
     /// Returns up to `limit` repository names in lexical order, starting after `after`, and whether
     /// more follow.
     pub fn catalog(&self, after: Option<&str>, limit: usize) -> Result<(Vec<RepoName>, bool)> {
-        let mut start = vec![keys::REPO];
-        if let Some(after) = after {
-            start.extend_from_slice(after.as_bytes());
-            start.push(0);
-        }
-        let mut out = Vec::new();
-        for entry in self.tree.range(start..vec![keys::REPO + 1]) {
-            let (key, _) = entry?;
-            if out.len() == limit {
-                return Ok((out, true));
-            }
-            let name = std::str::from_utf8(&key[1..]).map_err(|e| MetaError::Corrupt(e.to_string()))?;
-            out.push(name.parse().map_err(|e: gati_core::CoreError| MetaError::Corrupt(e.to_string()))?);
-        }
-        Ok((out, false))
+        self.page(&[keys::REPO], after.map(str::as_bytes), limit, |name| decode_text(name).map(Some))
     }
 
     /// Returns the records of every manifest in the repository whose `subject` is `subject`, in
@@ -313,26 +281,41 @@ impl StateMachine {
         after: Option<&Digest>,
         limit: usize,
     ) -> Result<(Vec<ManifestRecord>, bool)> {
-        let prefix = keys::referrer_prefix(repo, subject);
-        let mut start = prefix.clone();
+        let after = after.map(Digest::to_string);
+        self.page(&keys::referrer_prefix(repo, subject), after.as_deref().map(str::as_bytes), limit, |referrer| {
+            let Some(record) = self.manifest(repo, &decode_text(referrer)?)? else { return Ok(None) };
+            let wanted = artifact_type.is_none_or(|w| record.artifact_type.as_ref().is_some_and(|a| a.as_str() == w));
+            Ok(wanted.then_some(record))
+        })
+    }
+
+    /// Pages through the keys under `prefix` in key order, starting strictly after `prefix + after`:
+    /// `decode` turns each key's remainder into an item or skips it (`None`); returns at most
+    /// `limit` items and whether more follow. The shared paging of tags, catalog and referrers.
+    fn page<T>(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+        mut decode: impl FnMut(&[u8]) -> Result<Option<T>>,
+    ) -> Result<(Vec<T>, bool)> {
+        let mut start = prefix.to_vec();
         if let Some(after) = after {
-            start.extend_from_slice(after.to_string().as_bytes());
+            start.extend_from_slice(after);
             start.push(0); // the smallest key strictly after `after`
         }
-        let mut end = prefix.clone();
-        *end.last_mut().expect("prefix ends with the separator") += 1;
+        // Prefixes end in a kind byte or the NUL separator, so incrementing the last byte cannot
+        // overflow and bounds exactly the keys under the prefix.
+        let mut end = prefix.to_vec();
+        *end.last_mut().expect("prefixes are never empty") += 1;
         let mut out = Vec::new();
         for entry in self.tree.range(start..end) {
             let (key, _) = entry?;
-            let referrer = parse_digest(&key[prefix.len()..])?;
-            let Some(record) = self.manifest(repo, &referrer)? else { continue };
-            if artifact_type.is_some_and(|wanted| record.artifact_type.as_ref().is_none_or(|a| a.as_str() != wanted)) {
-                continue;
-            }
+            let Some(item) = decode(&key[prefix.len()..])? else { continue };
             if out.len() == limit {
                 return Ok((out, true));
             }
-            out.push(record);
+            out.push(item);
         }
         Ok((out, false))
     }
@@ -408,15 +391,9 @@ fn decode_record(bytes: &[u8]) -> Result<ManifestRecord> {
     serde_json::from_slice(bytes).map_err(|e| MetaError::Corrupt(e.to_string()))
 }
 
-fn parse_digest(bytes: &[u8]) -> Result<Digest> {
+/// Decodes a stored name, tag or digest; stored text that no longer parses means corruption.
+fn decode_text<T: std::str::FromStr<Err = gati_core::CoreError>>(bytes: &[u8]) -> Result<T> {
     std::str::from_utf8(bytes)
-        .map_err(|e| MetaError::Corrupt(e.to_string()))?
-        .parse()
-        .map_err(|e: gati_core::CoreError| MetaError::Corrupt(e.to_string()))
-}
-
-fn tag_from_key(key: &[u8], prefix_len: usize) -> Result<Tag> {
-    std::str::from_utf8(&key[prefix_len..])
         .map_err(|e| MetaError::Corrupt(e.to_string()))?
         .parse()
         .map_err(|e: gati_core::CoreError| MetaError::Corrupt(e.to_string()))
