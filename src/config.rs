@@ -38,6 +38,53 @@ impl Default for LogConfig {
     }
 }
 
+/// One member of the cluster as listed in the bootstrap configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConfig {
+    /// The member's node id.
+    pub id: u64,
+    /// The member's node-to-node (gRPC) address, `host:port`.
+    pub rpc: String,
+}
+
+/// Cluster settings; absent for the embedded single-node registry.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Address the node-to-node gRPC service listens on.
+    pub rpc_listen: SocketAddr,
+    /// Address peers use to reach this node's gRPC service; defaults to `rpc_listen`.
+    #[serde(default)]
+    pub advertise_rpc: Option<String>,
+    /// Voting replicas per shard (all members when there are fewer).
+    #[serde(default = "default_replicas")]
+    pub replicas: usize,
+    /// The members the cluster is created with; the same list on every founding node. A node
+    /// joining a running cluster lists the members it can reach instead.
+    pub members: Vec<MemberConfig>,
+}
+
+fn default_replicas() -> usize {
+    3
+}
+
+impl ClusterConfig {
+    /// The address peers reach this node at.
+    pub fn advertised_rpc(&self) -> String {
+        self.advertise_rpc.clone().unwrap_or_else(|| self.rpc_listen.to_string())
+    }
+}
+
+/// Where blob bytes live.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlobConfig {
+    /// Directory of the filesystem backend; defaults to `<data_dir>/blobs`. Nodes of a cluster on
+    /// the filesystem backend must share it (one POSIX filesystem, e.g. NFS or one machine).
+    pub path: Option<PathBuf>,
+}
+
 /// The node's configuration.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -61,6 +108,12 @@ pub struct Config {
     pub manifest_cache_bytes: usize,
     /// Seconds in-flight requests get to finish after a shutdown signal.
     pub shutdown_grace_secs: u64,
+    /// How many shards the metadata is split into; fixed when the data directory is created.
+    pub shards: u16,
+    /// Blob storage.
+    pub blobs: BlobConfig,
+    /// Cluster membership and node-to-node RPC; `None` runs one node on its own.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for Config {
@@ -75,6 +128,9 @@ impl Default for Config {
             namespace_idle_secs: 300,
             manifest_cache_bytes: 64 * 1024 * 1024,
             shutdown_grace_secs: 30,
+            shards: gati_core::ShardCount::DEFAULT.get(),
+            blobs: BlobConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -120,7 +176,32 @@ impl Config {
         if self.upload_idle_secs == 0 || self.namespace_idle_secs == 0 {
             return Err(ConfigError::Invalid("idle timeouts must be at least one second".into()));
         }
+        self.shard_count()?;
+        if let Some(cluster) = &self.cluster {
+            if cluster.replicas == 0 {
+                return Err(ConfigError::Invalid("cluster.replicas must be at least 1".into()));
+            }
+            let mut ids: Vec<u64> = cluster.members.iter().map(|m| m.id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            if ids.len() != cluster.members.len() || ids.contains(&0) {
+                return Err(ConfigError::Invalid("cluster.members need distinct node ids of at least 1".into()));
+            }
+            if cluster.members.is_empty() {
+                return Err(ConfigError::Invalid("cluster.members must list at least one reachable member".into()));
+            }
+        }
         Ok(())
+    }
+
+    /// The configured shard count.
+    pub fn shard_count(&self) -> Result<gati_core::ShardCount, ConfigError> {
+        gati_core::ShardCount::try_from(self.shards).map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+
+    /// The blob directory of the filesystem backend.
+    pub fn blob_dir(&self) -> PathBuf {
+        self.blobs.path.clone().unwrap_or_else(|| self.data_dir.join("blobs"))
     }
 
     /// The upload-session idle period.
@@ -163,5 +244,28 @@ mod tests {
         assert!(Config::default().validate().is_ok());
         let bad = Config { node_id: 0, ..Config::default() };
         assert!(bad.validate().is_err());
+        assert!(Config { shards: 0, ..Config::default() }.validate().is_err());
+    }
+
+    #[test]
+    fn cluster_section_parses_and_is_checked() {
+        let text = r#"
+            node_id = 2
+            shards = 8
+            [blobs]
+            path = "/srv/blobs"
+            [cluster]
+            rpc_listen = "127.0.0.1:7002"
+            members = [{ id = 1, rpc = "127.0.0.1:7001" }, { id = 2, rpc = "127.0.0.1:7002" }]
+        "#;
+        let c: Config = toml::from_str(text).unwrap();
+        c.validate().unwrap();
+        let cluster = c.cluster.as_ref().unwrap();
+        assert_eq!(cluster.replicas, 3);
+        assert_eq!(cluster.advertised_rpc(), "127.0.0.1:7002");
+        assert_eq!(c.blob_dir(), PathBuf::from("/srv/blobs"));
+        assert_eq!(c.shard_count().unwrap().get(), 8);
+        let dup = text.replace("id = 2,", "id = 1,");
+        assert!(toml::from_str::<Config>(&dup).unwrap().validate().is_err());
     }
 }

@@ -1,11 +1,13 @@
 //! Gati Registry: a unified, replicated, multi-artifact OCI registry.
 //!
 //! Layers, each a module with one owner: `http` (axum, protocol surfaces) calls the `registry`
-//! facade, which calls `actors` (namespace and upload-session actors), which call `raft`
-//! (consensus over `gati-meta`) and `gati-blob`. `node` wires them; `config` loads settings.
-//! Nothing calls upwards.
+//! facade, which calls `actors` (namespace and upload-session actors) and `cluster` (which shard
+//! holds what, and routing to its leader), which call `raft` (consensus groups over `gati-meta`,
+//! transport over tonic) and `gati-blob`. `node` wires them; `config` loads settings. Nothing
+//! calls upwards, except that `cluster::forward` hands forwarded writes to the namespace actors.
 
 pub mod actors;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod node;

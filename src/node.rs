@@ -1,11 +1,12 @@
-//! Wiring of one node: opens the stores, starts consensus and the actor directories, builds the
-//! facade and serves HTTP until shutdown.
+//! Wiring of one node: opens the stores, starts the node-to-node gRPC server and consensus, the
+//! actor directories, builds the facade and serves HTTP until shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use gati_blob::{BlobError, BlobStore, FsBlobStore};
+use gati_core::NodeId;
 use gati_meta::{MetaError, MetaStore};
 use metrics_exporter_prometheus::PrometheusHandle;
 use thiserror::Error;
@@ -13,8 +14,10 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::actors::{NamespaceDirectory, UploadDirectory};
-use crate::config::Config;
-use crate::raft::{RaftError, RaftNode};
+use crate::cluster::forward::ForwardingService;
+use crate::cluster::{Cluster, ClusterError, Membership};
+use crate::config::{Config, ConfigError};
+use crate::raft::Transport;
 use crate::registry::Registry;
 
 /// Why a node could not start or serve.
@@ -28,7 +31,10 @@ pub enum NodeError {
     Blob(#[from] BlobError),
     /// Consensus could not start.
     #[error("consensus: {0}")]
-    Raft(#[from] RaftError),
+    Cluster(#[from] ClusterError),
+    /// The configuration does not fit the stored data.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The listener failed.
     #[error("http server: {0}")]
     Serve(#[from] std::io::Error),
@@ -37,8 +43,9 @@ pub enum NodeError {
 /// A started node: stores open, consensus running, facade ready.
 pub struct Node {
     registry: Registry,
-    raft: Arc<RaftNode>,
+    cluster: Cluster,
     meta: MetaStore,
+    rpc: Option<RpcServer>,
     purger: tokio::task::JoinHandle<()>,
     shutdown_grace: Duration,
 }
@@ -56,18 +63,93 @@ async fn purge_expired_uploads(uploads: UploadDirectory, expiry: Duration) {
     }
 }
 
+/// The node-to-node gRPC server, running in its own task.
+struct RpcServer {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl RpcServer {
+    /// Serves the Raft transport and forwarding on `listener`. Started before consensus, so that
+    /// founding members can reach each other while their groups bootstrap.
+    fn start(listener: TcpListener, transport: &Transport, forwarding: &ForwardingService) -> RpcServer {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let router = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(transport.table.service())
+            .add_service(forwarding.server());
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+            let _ = stopped.await;
+        }));
+        RpcServer { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, "node-to-node rpc server failed"),
+            Err(e) => warn!(error = %e, "node-to-node rpc server task failed"),
+        }
+    }
+}
+
 impl Node {
-    /// Opens the node's stores under `config.data_dir` and starts consensus.
+    /// Opens the node's stores under `config.data_dir`, starts the node-to-node server (in a
+    /// cluster) and consensus.
     pub async fn start(config: &Config) -> Result<Node, NodeError> {
         let meta = MetaStore::open(&config.data_dir.join("meta"))?;
-        let state = meta.state_machine()?;
-        let blobs: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(config.data_dir.join("blobs")).await?);
-        let raft = Arc::new(RaftNode::start(config.node_id, meta.db(), state.clone()).await?);
-        let namespaces = NamespaceDirectory::new(state.clone(), raft.clone(), config.namespace_idle());
+        let wanted = config.shard_count()?;
+        let stored = meta.pin_shard_count(wanted.get())?;
+        if stored != wanted.get() {
+            return Err(ConfigError::Invalid(format!(
+                "this data directory was created with {stored} shards, the configuration asks for {wanted}; \
+                 the shard count cannot change"
+            ))
+            .into());
+        }
+        let blobs: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(config.blob_dir()).await?);
+        let transport = Transport::default();
+        let forwarding = ForwardingService::default();
+        let (membership, rpc) = match &config.cluster {
+            None => (Membership::Solo, None),
+            Some(cluster) => {
+                let listener = TcpListener::bind(cluster.rpc_listen).await?;
+                info!(rpc = %cluster.rpc_listen, "node-to-node rpc listening");
+                let members = cluster.members.iter().map(|m| (NodeId(m.id), m.rpc.clone())).collect();
+                let rpc = RpcServer::start(listener, &transport, &forwarding);
+                (Membership::Founder { members, replicas: cluster.replicas }, Some(rpc))
+            }
+        };
+        let node_id = NodeId(config.node_id);
+        let cluster = match Cluster::start(node_id, wanted, &meta, transport, membership).await {
+            Ok(cluster) => cluster,
+            Err(e) => {
+                if let Some(rpc) = rpc {
+                    rpc.stop().await;
+                }
+                return Err(e.into());
+            }
+        };
+        let namespaces = NamespaceDirectory::new(cluster.clone(), config.namespace_idle());
+        forwarding.attach(cluster.clone(), namespaces.clone());
         let uploads = UploadDirectory::new(blobs.clone(), config.upload_idle());
         let purger = tokio::spawn(purge_expired_uploads(uploads.clone(), config.upload_expiry()));
-        let registry = Registry::new(state, raft.clone(), blobs, namespaces, uploads, config.manifest_cache_bytes);
-        Ok(Node { registry, raft, meta, purger, shutdown_grace: Duration::from_secs(config.shutdown_grace_secs) })
+        let registry = Registry::new(cluster.clone(), blobs, namespaces, uploads, config.manifest_cache_bytes);
+        Ok(Node {
+            registry,
+            cluster,
+            meta,
+            rpc,
+            purger,
+            shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+        })
+    }
+
+    /// Returns this node's consensus groups.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
     }
 
     /// Returns the facade.
@@ -104,11 +186,14 @@ impl Node {
         outcome.map_err(NodeError::Serve)
     }
 
-    /// Stops consensus and flushes the stores.
-    pub async fn close(&self) {
+    /// Stops consensus and the node-to-node server, and flushes the stores.
+    pub async fn close(mut self) {
         self.purger.abort();
-        self.raft.shutdown().await;
-        if let Err(e) = self.meta.state_machine().and_then(|s| s.flush()) {
+        self.cluster.shutdown().await;
+        if let Some(rpc) = self.rpc.take() {
+            rpc.stop().await;
+        }
+        if let Err(e) = self.meta.flush() {
             warn!(error = %e, "final metadata flush failed");
         }
         info!("node stopped");

@@ -5,6 +5,7 @@ use gati_core::{Digest, ErrorCode, UploadId};
 use gati_meta::MetaError;
 use thiserror::Error;
 
+use crate::cluster::ClusterError;
 use crate::raft::RaftError;
 
 /// Failures of actor-mediated operations. Domain outcomes keep their source's kind so the facade
@@ -38,6 +39,12 @@ pub enum ActorError {
     /// The uploaded content does not hash to the digest the client named.
     #[error("upload content does not match {0}")]
     DigestMismatch(Digest),
+    /// This node does not lead the namespace's shard; nothing was proposed.
+    #[error("this node does not lead the namespace's shard")]
+    NotLeader,
+    /// Routing to the shard's leader failed.
+    #[error(transparent)]
+    Cluster(Box<ClusterError>),
     /// An actor stopped before it answered (shutdown, or a bug that panicked it).
     #[error("actor unavailable: {0}")]
     Unavailable(String),
@@ -49,7 +56,23 @@ impl From<RaftError> for ActorError {
     }
 }
 
+impl From<ClusterError> for ActorError {
+    fn from(e: ClusterError) -> Self {
+        ActorError::Cluster(Box::new(e))
+    }
+}
+
 impl ActorError {
+    /// Returns whether the write failed because this node does not lead its shard, so that
+    /// nothing was proposed and it can be sent to the leader.
+    pub fn is_not_leader(&self) -> bool {
+        match self {
+            ActorError::NotLeader => true,
+            ActorError::Raft(e) => e.forward_to().is_some(),
+            _ => false,
+        }
+    }
+
     /// Returns the protocol-neutral class of this error.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -59,7 +82,8 @@ impl ActorError {
             ActorError::UploadUnknown(_) => ErrorCode::NotFound,
             ActorError::ChunkOutOfOrder { .. } | ActorError::DigestMismatch(_) => ErrorCode::Invalid,
             ActorError::BodyFailed(_) => ErrorCode::Invalid,
-            ActorError::Unavailable(_) => ErrorCode::Unavailable,
+            ActorError::Unavailable(_) | ActorError::NotLeader => ErrorCode::Unavailable,
+            ActorError::Cluster(e) => e.code(),
         }
     }
 }

@@ -1,6 +1,9 @@
-//! Namespace actors: one per namespace, created on demand and stopped when idle.
+//! Namespace actors: one per namespace, living on the node that leads the namespace's shard,
+//! created on demand and stopped when idle or when that node stops leading the shard.
 //!
-//! A namespace actor serialises the *validation* of its namespace's writes, not their commits: it
+//! [`NamespaceDirectory::propose`] is where every write enters: on the shard's leader it goes to
+//! the namespace's actor; on any other node it is forwarded over gRPC to the leader (which hands it
+//! to its own actor), so clients never need to know the leader. A namespace actor serialises the *validation* of its namespace's writes, not their commits: it
 //! checks a command against the applied state it can see, rejects early what must fail, proposes the
 //! rest to Raft and goes on with its next message while the proposal commits. The state machine
 //! re-checks every precondition in `apply`, so a stale view here can only cause a clean rejection,
@@ -11,13 +14,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gati_core::command::Rejection;
-use gati_core::{Applied, Command, Namespace};
+use gati_core::{Applied, Command, Namespace, ShardId};
 use gati_meta::StateMachine;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::debug;
 
 use super::error::{ActorError, Result};
 use super::upload::call;
+use crate::cluster::forward::{self, ForwardError, Proposed};
+use crate::cluster::{Backoff, Cluster, ClusterError, LEADER_DEADLINE};
 use crate::raft::RaftNode;
 
 /// Messages of a [`NamespaceActor`].
@@ -40,7 +45,7 @@ pub struct NamespaceActor;
 pub struct NamespaceState {
     namespace: Namespace,
     state: StateMachine,
-    raft: Arc<RaftNode>,
+    raft: RaftNode,
     idle_timeout: Duration,
     last_used: Instant,
     live: LiveNamespaces,
@@ -100,10 +105,21 @@ impl Actor for NamespaceActor {
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }
+                    Ok(None) if !state.raft.is_leader() => {
+                        // Leadership moved: this actor belongs on the new leader now.
+                        debug!(namespace = %state.namespace, "namespace actor no longer on the shard leader, stopping");
+                        let _ = reply.send(Err(ActorError::NotLeader));
+                        myself.stop(None);
+                    }
                     Ok(None) => {
                         let raft = state.raft.clone();
+                        let myself = myself.clone();
                         tokio::spawn(async move {
-                            let _ = reply.send(raft.propose(command).await.map_err(ActorError::from));
+                            let outcome = raft.propose(command).await.map_err(ActorError::from);
+                            if outcome.as_ref().is_err_and(ActorError::is_not_leader) {
+                                myself.stop(None);
+                            }
+                            let _ = reply.send(outcome);
                         });
                     }
                 }
@@ -129,31 +145,47 @@ impl LiveNamespaces {
             live.remove(namespace);
         }
     }
+
+    /// Stops the actors of every namespace `in_shard` accepts.
+    fn stop_where(&self, in_shard: impl Fn(&Namespace) -> bool) {
+        let live = self.0.lock().expect("live namespaces lock poisoned");
+        for (namespace, actor) in live.iter() {
+            if in_shard(namespace) {
+                actor.stop(None);
+            }
+        }
+    }
 }
 
-/// Routes each write to its namespace's actor, starting the actor on demand.
+/// Routes each write to its namespace's actor on the shard's leader, starting the actor on demand
+/// and forwarding to another node when this one does not lead.
 #[derive(Clone)]
 pub struct NamespaceDirectory {
-    state: StateMachine,
-    raft: Arc<RaftNode>,
+    cluster: Cluster,
     idle_timeout: Duration,
     live: LiveNamespaces,
 }
 
 impl NamespaceDirectory {
-    /// Creates a directory; actors stop after `idle_timeout` without writes.
-    pub fn new(state: StateMachine, raft: Arc<RaftNode>, idle_timeout: Duration) -> Self {
-        NamespaceDirectory { state, raft, idle_timeout, live: LiveNamespaces::default() }
+    /// Creates a directory; actors stop after `idle_timeout` without writes, and the actors of a
+    /// shard stop as soon as this node stops leading it.
+    pub fn new(cluster: Cluster, idle_timeout: Duration) -> Self {
+        let directory = NamespaceDirectory { cluster, idle_timeout, live: LiveNamespaces::default() };
+        for shard in directory.cluster.shard_count().shards() {
+            tokio::spawn(stop_actors_on_lost_leadership(directory.clone(), shard));
+        }
+        directory
     }
 
     async fn actor(&self, namespace: &Namespace) -> Result<ActorRef<NamespaceMsg>> {
         if let Some(actor) = self.live.0.lock().expect("live namespaces lock poisoned").get(namespace) {
             return Ok(actor.clone());
         }
+        let shard = self.cluster.shard_of(namespace);
         let args = NamespaceState {
             namespace: namespace.clone(),
-            state: self.state.clone(),
-            raft: self.raft.clone(),
+            state: self.cluster.state(shard).clone(),
+            raft: self.cluster.raft(shard).clone(),
             idle_timeout: self.idle_timeout,
             last_used: Instant::now(),
             live: self.live.clone(),
@@ -166,15 +198,48 @@ impl NamespaceDirectory {
         Ok(live.entry(namespace.clone()).or_insert(actor).clone())
     }
 
-    /// Returns how many namespace actors are running.
+    /// Returns how many namespace actors are running on this node.
     pub fn live_namespaces(&self) -> usize {
         self.live.0.lock().expect("live namespaces lock poisoned").len()
     }
 
-    /// Proposes a write through its namespace's actor and waits until it is applied or refused.
+    /// Proposes a write and waits until it is applied or refused, wherever its shard's leader is:
+    /// through the local actor when this node leads, forwarded to the leader otherwise. Rides out
+    /// elections for up to [`LEADER_DEADLINE`]; a forwarded write whose answer is lost fails as
+    /// indeterminate rather than being sent twice.
     pub async fn propose(&self, command: Command) -> Result<Applied> {
+        let shard = self.cluster.shard_of_repo(command.repo());
+        let raft = self.cluster.raft(shard);
+        let deadline = Instant::now() + LEADER_DEADLINE;
+        let mut backoff = Backoff::new();
+        loop {
+            let why = if raft.is_leader() {
+                match self.propose_here(command.clone()).await {
+                    Err(e) if e.is_not_leader() => "leadership moved".to_owned(),
+                    other => return other,
+                }
+            } else if let Some((leader, addr)) = raft.leader().filter(|(l, _)| *l != self.cluster.node_id()) {
+                match forward::propose(&self.cluster.transport().peers, &addr, leader.0, shard, &command).await {
+                    Ok(Proposed::Applied(applied)) => return Ok(applied),
+                    Ok(Proposed::NotLeader) => format!("node {leader} no longer leads"),
+                    Err(ForwardError::NotSent { addr, why }) => format!("leader {leader} at {addr}: {why}"),
+                    Err(ForwardError::Failed(e)) => return Err(e.into()),
+                }
+            } else {
+                "no leader elected".to_owned()
+            };
+            if Instant::now() >= deadline {
+                return Err(ClusterError::NoLeader { shard, why }.into());
+            }
+            backoff.wait().await;
+        }
+    }
+
+    /// Proposes a write through this node's actor of its namespace; fails with
+    /// [`ActorError::NotLeader`] (nothing proposed) when this node does not lead the shard.
+    pub async fn propose_here(&self, command: Command) -> Result<Applied> {
         let namespace = command.repo().namespace();
-        // An actor that idled out between lookup and send is replaced once.
+        // An actor that stopped between lookup and send is replaced once.
         for attempt in 0..2 {
             let actor = self.actor(&namespace).await?;
             let cmd = command.clone();
@@ -186,5 +251,22 @@ impl NamespaceDirectory {
             }
         }
         Err(ActorError::Unavailable(format!("namespace {namespace} actor keeps stopping")))
+    }
+}
+
+/// Stops a shard's namespace actors whenever this node stops leading the shard, so they live only
+/// on the leader (a stale actor would be harmless, since `apply` re-checks everything, but it would
+/// hold memory and answer every write with a redirect).
+async fn stop_actors_on_lost_leadership(directory: NamespaceDirectory, shard: ShardId) {
+    let raft = directory.cluster.raft(shard).clone();
+    let mut metrics = raft.watch();
+    let mut was_leader = raft.is_leader();
+    while metrics.changed().await.is_ok() {
+        let leads = raft.is_leader();
+        if was_leader && !leads {
+            let cluster = directory.cluster.clone();
+            directory.live.stop_where(|namespace| cluster.shard_of(namespace) == shard);
+        }
+        was_leader = leads;
     }
 }

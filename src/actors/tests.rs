@@ -6,11 +6,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::stream;
 use gati_blob::{BlobStore, ByteStream, FsBlobStore, digest_of};
-use gati_core::{Applied, Command, DigestAlgorithm, RepoName};
+use gati_core::{Applied, Command, DigestAlgorithm, NodeId, RepoName, ShardCount};
 use gati_meta::MetaStore;
 
 use super::{NamespaceDirectory, UploadDirectory};
-use crate::raft::RaftNode;
+use crate::cluster::{Cluster, Membership};
+use crate::raft::Transport;
 
 const IDLE: Duration = Duration::from_millis(100);
 
@@ -66,9 +67,9 @@ async fn an_upload_session_belongs_to_its_repository() {
 async fn an_idle_namespace_actor_stops_and_is_restarted_on_demand() {
     let dir = tempfile::tempdir().unwrap();
     let meta = MetaStore::open(dir.path()).unwrap();
-    let state = meta.state_machine().unwrap();
-    let raft = Arc::new(RaftNode::start(1, meta.db(), state.clone()).await.unwrap());
-    let namespaces = NamespaceDirectory::new(state.clone(), raft.clone(), IDLE);
+    let shards = ShardCount::try_from(2).unwrap();
+    let cluster = Cluster::start(NodeId(1), shards, &meta, Transport::default(), Membership::Solo).await.unwrap();
+    let namespaces = NamespaceDirectory::new(cluster.clone(), IDLE);
     let repo: RepoName = "users/k/app".parse().unwrap();
     let digest = digest_of(DigestAlgorithm::Sha256, b"x");
     let link = Command::LinkBlob { repo: repo.clone(), digest: digest.clone(), size: 1 };
@@ -76,8 +77,8 @@ async fn an_idle_namespace_actor_stops_and_is_restarted_on_demand() {
     assert_eq!(namespaces.live_namespaces(), 1);
     eventually("the namespace actor stops", || namespaces.live_namespaces() == 0).await;
     assert_eq!(namespaces.propose(link).await.unwrap(), Applied::BlobLinked { created: false });
-    assert_eq!(state.blob_link(&repo, &digest).unwrap(), Some(1));
-    raft.shutdown().await;
+    assert_eq!(cluster.state_of(&repo).blob_link(&repo, &digest).unwrap(), Some(1));
+    cluster.shutdown().await;
 }
 
 #[tokio::test]

@@ -32,6 +32,15 @@ pub enum RaftError {
         /// How long the start waited.
         waited: Duration,
     },
+    /// This follower had not applied the read index `index` within `waited`: it is partitioned
+    /// from the leader or far behind.
+    #[error("this replica has not applied index {index} within {waited:?}")]
+    Lagging {
+        /// The read index waited for.
+        index: u64,
+        /// How long it waited.
+        waited: Duration,
+    },
     /// A membership change was refused (another one is in progress, or it names unknown nodes).
     #[error(transparent)]
     ChangeMembership(ChangeMembershipError<u64>),
@@ -58,9 +67,10 @@ impl RaftError {
     /// Returns the protocol-neutral class of this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            RaftError::ForwardToLeader(_) | RaftError::QuorumNotEnough(_) | RaftError::NoLeader { .. } => {
-                ErrorCode::Unavailable
-            }
+            RaftError::ForwardToLeader(_)
+            | RaftError::QuorumNotEnough(_)
+            | RaftError::NoLeader { .. }
+            | RaftError::Lagging { .. } => ErrorCode::Unavailable,
             RaftError::ChangeMembership(ChangeMembershipError::InProgress(_)) => ErrorCode::Conflict,
             RaftError::ChangeMembership(_) => ErrorCode::Invalid,
             // A node that was shut down is unavailable, not broken: a retry elsewhere may succeed.

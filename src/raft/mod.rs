@@ -1,20 +1,20 @@
-//! The openraft glue of the metadata group: one Raft group whose log and state machine live in the
-//! node's `gati-meta` database.
+//! The openraft glue: one Raft group per consensus group (the `meta` group and every metadata
+//! shard), each with its log and state machine in the node's `gati-meta` database, talking to its
+//! peers over tonic.
 //!
 //! Owns the type configuration ([`GatiRaft`]), the storage adapters (`log_store`, `state_machine`)
-//! over `gati_meta::{LogStore, StateMachine}`, the transport (`network`; none yet), the Raft
-//! configuration and [`RaftNode`], the handle the actor layer uses to propose commands and to make
-//! reads linearizable. It may call `gati-meta`, `gati-core` and openraft; it must not call the HTTP
-//! layer, the actors or the blob store, and nothing outside `src/raft` sees openraft's `Raft`.
-//!
-//! Today the group has exactly one member, so it needs no network. Issue #3 adds the tonic
-//! transport and several groups (shards): the adapters are per group already (they hold only
-//! cheap handles), and [`RaftNode::start`] is where membership and transport will be passed in.
+//! over `gati_meta::{LogStore, StateMachine}`, the transport (`network` client, `service` server,
+//! `peers` channels), the Raft configuration and [`RaftNode`], the handle the rest of the node uses
+//! to propose commands, to make reads linearizable and to change membership. It may call
+//! `gati-meta`, `gati-core`, `gati-proto` and openraft; it must not call the HTTP layer, the actors
+//! or the blob store, and nothing outside `src/raft` sees openraft's `Raft`.
 
 mod batcher;
 mod error;
 mod log_store;
 mod network;
+mod peers;
+mod service;
 mod state_machine;
 mod storage_io;
 mod types;
@@ -22,38 +22,40 @@ mod types;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use batcher::Batcher;
-use gati_core::{Applied, Command};
+use gati_core::{Applied, Command, GroupId, NodeId};
 use gati_meta::StateMachine;
 use gati_meta::log_store::LogStore;
 use openraft::error::{Fatal, InitializeError, RaftError as OpenRaftError};
 use openraft::metrics::WaitError;
-use openraft::{ServerState, SnapshotPolicy};
+use openraft::{BasicNode, ChangeMembers, RaftMetrics, ServerState, SnapshotPolicy};
 
 pub use error::{RaftError, Result};
+pub use peers::Peers;
+pub use service::{GroupTable, RaftTransportService};
 pub use types::GatiRaft;
 
 use log_store::LogAdapter;
-use network::NoTransport;
+use network::GrpcNetwork;
 use state_machine::StateMachineAdapter;
 use storage_io::{AdaptersGone, adapter_liveness};
 use types::Raft;
 
-/// How long [`RaftNode::start`] waits for this node to become leader. A fresh group elects at once;
-/// a restarted one either resumes its committed leadership at once or, if the crash came between
-/// an election and its vote being stored, needs one election timeout.
+/// How long a solo group's start waits for this node to become leader. A fresh group elects at
+/// once; a restarted one either resumes its committed leadership at once or, if the crash came
+/// between an election and its vote being stored, needs one election timeout.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 
-/// Returns the Raft configuration of the metadata group.
-fn raft_config() -> openraft::Config {
+/// Returns the Raft configuration of `group`.
+fn raft_config(group: GroupId) -> openraft::Config {
     openraft::Config {
-        cluster_name: "gati-meta".into(),
-        // Generous for a single node, and sane on a LAN once there are peers: a follower waits
-        // 5-10 heartbeats before campaigning, so one slow fsync does not trigger an election.
+        cluster_name: format!("gati-{group}"),
+        // Sane on a LAN: a follower waits 5-10 heartbeats before campaigning, so one slow fsync
+        // does not trigger an election, and a dead leader is replaced in about a second.
         heartbeat_interval: 100,
         election_timeout_min: 500,
         election_timeout_max: 1000,
@@ -66,75 +68,133 @@ fn raft_config() -> openraft::Config {
         // openraft's advice: larger than the snapshot interval, or a learner that is behind by
         // less than one snapshot would never count as caught up.
         replication_lag_threshold: 20_000,
+        // Snapshot transfers go in chunks well under the transport's message limit.
+        snapshot_max_chunk_size: 4 * 1024 * 1024,
         ..openraft::Config::default()
     }
+}
+
+/// How a group comes into existence on this node.
+#[derive(Clone, Debug)]
+pub enum Bootstrap {
+    /// A one-member group of this node alone (the embedded single-node registry): initialised on
+    /// the first start, and the start waits until this node leads.
+    Solo,
+    /// A group created with these voters (node id to its Raft address) if the store is pristine;
+    /// only the group's designated initialiser passes this, every other member passes `Join`.
+    Voters(BTreeMap<NodeId, String>),
+    /// A member that waits to be contacted by the group's leader (a new replica, or a voter whose
+    /// group another node initialises).
+    Join,
+}
+
+/// What a node shares between all its groups: its peers' channels and the table the transport
+/// server dispatches on.
+#[derive(Clone, Default)]
+pub struct Transport {
+    /// Channels to peers, by address.
+    pub peers: Peers,
+    /// The groups running on this node.
+    pub table: GroupTable,
+}
+
+/// Who is in a group: voters and learners, each with its Raft address.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Members {
+    /// The members whose votes count, by node id.
+    pub voters: BTreeMap<NodeId, String>,
+    /// The members that replicate the log but do not vote.
+    pub learners: BTreeMap<NodeId, String>,
 }
 
 /// How long [`RaftNode::shutdown`] waits for openraft's background tasks to release the storage
 /// adapters. They finish the step they are in (an apply batch, a snapshot build) and exit.
 const ADAPTERS_RELEASE_WAIT: Duration = Duration::from_secs(30);
 
-/// A running member of the metadata group; cheap to clone (clones share the node).
+/// This node's member of one consensus group; cheap to clone (clones share the node).
 #[derive(Clone)]
 pub struct RaftNode {
     raft: Raft,
     batcher: Batcher,
+    group: GroupId,
     node_id: u64,
     log: LogStore,
+    table: GroupTable,
     adapters_gone: Arc<tokio::sync::Mutex<AdaptersGone>>,
 }
 
+fn basic_nodes(members: &BTreeMap<NodeId, String>) -> BTreeMap<u64, BasicNode> {
+    members.iter().map(|(id, addr)| (id.0, BasicNode::new(addr))).collect()
+}
+
 impl RaftNode {
-    /// Starts the group's Raft node with id `node_id` over `db`, applying to `sm`, and returns once
-    /// this node is the leader.
+    /// Starts this node's member of `group` with id `node_id` over `db`, applying to `sm`, and
+    /// registers it with the transport.
     ///
-    /// On the first start it creates a group whose only member is this node; on later starts it
-    /// resumes from the stored log, vote and state (a group that already exists is not
-    /// re-initialised). `sm` must be the state machine in the same database as `db`'s log, or
-    /// recovery would replay the log onto unrelated state.
-    pub async fn start(node_id: u64, db: &sled::Db, sm: StateMachine) -> Result<Self> {
+    /// A group that exists in the store resumes from its stored log, vote and state; otherwise
+    /// `bootstrap` says whether to create it (see [`Bootstrap`]). With [`Bootstrap::Solo`] it
+    /// returns once this node leads. `sm` must be the state machine of the same group in the same
+    /// database as the log, or recovery would replay the log onto unrelated state.
+    pub async fn start(
+        group: GroupId,
+        node_id: NodeId,
+        db: &sled::Db,
+        sm: StateMachine,
+        transport: &Transport,
+        bootstrap: Bootstrap,
+    ) -> Result<Self> {
         let db = db.clone();
-        let log = match tokio::task::spawn_blocking(move || LogStore::open(&db)).await {
+        let log = match tokio::task::spawn_blocking(move || LogStore::open(&db, group)).await {
             Ok(opened) => opened.map_err(RaftError::Storage)?,
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
             // The runtime is shutting down under us.
             Err(_) => return Err(Fatal::Stopped.into()),
         };
-        let config = raft_config().validate().map_err(RaftError::Config)?;
+        let config = raft_config(group).validate().map_err(RaftError::Config)?;
         let (alive, adapters_gone) = adapter_liveness();
         let raft = Raft::new(
-            node_id,
+            node_id.0,
             Arc::new(config),
-            NoTransport,
+            GrpcNetwork::new(group, node_id.0, transport.peers.clone()),
             LogAdapter::new(log.clone(), alive.clone()),
             StateMachineAdapter::new(sm, log.clone(), alive),
         )
         .await?;
+        transport.table.insert(group, raft.clone());
         let adapters_gone = Arc::new(tokio::sync::Mutex::new(adapters_gone));
         let batcher = Batcher::start(raft.clone());
-        let node = RaftNode { raft, batcher, node_id, log, adapters_gone };
-        if let Err(error) = node.initialize_and_lead().await {
+        let node =
+            RaftNode { raft, batcher, group, node_id: node_id.0, log, table: transport.table.clone(), adapters_gone };
+        if let Err(error) = node.bootstrap(bootstrap).await {
             node.shutdown().await;
             return Err(error);
         }
         Ok(node)
     }
 
-    /// Creates the one-member group if the store is pristine, then waits for leadership.
-    async fn initialize_and_lead(&self) -> Result<()> {
-        match self.raft.initialize(BTreeSet::from([self.node_id])).await {
-            Ok(()) => tracing::info!(node_id = self.node_id, "initialized a new single-member raft group"),
+    /// Creates the group if asked to and the store is pristine; for a solo group, waits to lead.
+    async fn bootstrap(&self, bootstrap: Bootstrap) -> Result<()> {
+        let (group, node_id) = (self.group, self.node_id);
+        let voters = match &bootstrap {
+            Bootstrap::Join => return Ok(()),
+            Bootstrap::Solo => BTreeMap::from([(node_id, BasicNode::default())]),
+            Bootstrap::Voters(voters) => basic_nodes(voters),
+        };
+        match self.raft.initialize(voters).await {
+            Ok(()) => tracing::info!(%group, node_id, "initialized a new raft group"),
             // The log or vote is not pristine: the group exists and this is a restart.
             Err(OpenRaftError::APIError(InitializeError::NotAllowed(_))) => {
-                tracing::info!(node_id = self.node_id, "resuming the existing raft group")
+                tracing::debug!(%group, node_id, "resuming the existing raft group")
             }
             Err(OpenRaftError::APIError(InitializeError::NotInMembers(e))) => {
                 return Err(RaftError::NotInMembers(Box::new(e)));
             }
             Err(OpenRaftError::Fatal(fatal)) => return Err(fatal.into()),
         }
+        if !matches!(bootstrap, Bootstrap::Solo) {
+            return Ok(());
+        }
         let wait = self.raft.wait(Some(LEADER_WAIT));
-        let node_id = self.node_id;
         let leading =
             wait.metrics(|m| m.state == ServerState::Leader && m.current_leader == Some(node_id), "raft node start");
         match leading.await {
@@ -144,16 +204,21 @@ impl RaftNode {
         }
     }
 
-    /// Returns this node's id in the group.
-    pub fn node_id(&self) -> u64 {
-        self.node_id
+    /// Returns the group this node is a member of.
+    pub fn group(&self) -> GroupId {
+        self.group
+    }
+
+    /// Returns this node's id.
+    pub fn node_id(&self) -> NodeId {
+        NodeId(self.node_id)
     }
 
     /// Proposes a command, and returns its outcome once it is committed and applied.
     ///
-    /// `Ok` includes deterministic refusals (`Applied::Rejected`). An `Err` other than
-    /// [`RaftError::ForwardToLeader`] leaves the outcome unknown: the command may still commit,
-    /// so callers must treat it as indeterminate, not as "not applied".
+    /// `Ok` includes deterministic refusals (`Applied::Rejected`). [`RaftError::ForwardToLeader`]
+    /// means this node does not lead and nothing was proposed; any other `Err` leaves the outcome
+    /// unknown: the command may still commit, so callers must treat it as indeterminate.
     ///
     /// Concurrent proposals are grouped into one log entry (see [`batcher`]).
     pub async fn propose(&self, command: Command) -> Result<Applied> {
@@ -162,11 +227,98 @@ impl RaftNode {
 
     /// Returns once reads of the local state machine are linearizable: this node is still the
     /// leader and has applied everything committed before the call (Raft's read index, §6.4).
-    ///
-    /// With one member this is a round trip to the Raft task plus, rarely, a wait for apply; with
-    /// peers it will cost one heartbeat round to a quorum per call.
+    /// Costs one heartbeat round to a quorum (none with one member).
     pub async fn ensure_linearizable(&self) -> Result<()> {
         self.raft.ensure_linearizable().await?;
+        Ok(())
+    }
+
+    /// On the leader: confirms leadership with a quorum and returns the index a linearizable read
+    /// must have applied, without waiting for this node's own apply. A follower serves a
+    /// linearizable read by asking the leader for this, then [`RaftNode::wait_applied`].
+    pub async fn read_index(&self) -> Result<u64> {
+        let (read, _applied) = self.raft.get_read_log_id().await?;
+        Ok(read.map_or(0, |id| id.index))
+    }
+
+    /// Waits until this node has applied the entry at `index`, at most `timeout`.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<()> {
+        if self.raft.metrics().borrow().last_applied.is_some_and(|id| id.index >= index) || index == 0 {
+            return Ok(());
+        }
+        match self.raft.wait(Some(timeout)).applied_index_at_least(Some(index), "read index").await {
+            Ok(_) => Ok(()),
+            Err(WaitError::Timeout(waited, _)) => Err(RaftError::Lagging { index, waited }),
+            Err(WaitError::ShuttingDown) => Err(Fatal::Stopped.into()),
+        }
+    }
+
+    /// Returns the leader this node knows of and its Raft address, if any.
+    pub fn leader(&self) -> Option<(NodeId, String)> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let leader = metrics.current_leader?;
+        let addr = metrics.membership_config.membership().get_node(&leader).map(|n| n.addr.clone())?;
+        Some((NodeId(leader), addr))
+    }
+
+    /// Returns whether this node currently believes it leads the group (no quorum check).
+    pub fn is_leader(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics.state == ServerState::Leader && metrics.current_leader == Some(self.node_id)
+    }
+
+    /// Returns the group's latest membership as this node knows it.
+    pub fn members(&self) -> Members {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        let voter_ids: BTreeSet<u64> = membership.voter_ids().collect();
+        let mut members = Members::default();
+        for (id, node) in membership.nodes() {
+            let side = if voter_ids.contains(id) { &mut members.voters } else { &mut members.learners };
+            side.insert(NodeId(*id), node.addr.clone());
+        }
+        members
+    }
+
+    /// Returns a copy of openraft's metrics of this member, for `/metrics` and `cluster status`.
+    pub fn metrics(&self) -> RaftMetrics<u64, BasicNode> {
+        self.raft.metrics().borrow().clone()
+    }
+
+    /// Returns a receiver that changes whenever this member's metrics do (leadership, terms,
+    /// membership); for watchers that react to leadership changes.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<RaftMetrics<u64, BasicNode>> {
+        self.raft.metrics()
+    }
+
+    /// On the leader: adds `node` at `addr` as a learner and waits until it has caught up.
+    pub async fn add_learner(&self, node: NodeId, addr: &str) -> Result<()> {
+        self.raft.add_learner(node.0, BasicNode::new(addr), true).await?;
+        Ok(())
+    }
+
+    /// On the leader: makes exactly `voters` the voting members (each must already be a member),
+    /// keeping removed voters as learners when `keep_removed` is true.
+    pub async fn set_voters(&self, voters: BTreeSet<NodeId>, keep_removed: bool) -> Result<()> {
+        let ids: BTreeSet<u64> = voters.into_iter().map(|n| n.0).collect();
+        self.raft.change_membership(ChangeMembers::ReplaceAllVoters(ids), keep_removed).await?;
+        Ok(())
+    }
+
+    /// On the leader: removes learners `nodes` from the group.
+    pub async fn remove_learners(&self, nodes: BTreeSet<NodeId>) -> Result<()> {
+        let ids: BTreeSet<u64> = nodes.into_iter().map(|n| n.0).collect();
+        self.raft.change_membership(ChangeMembers::RemoveNodes(ids), false).await?;
+        Ok(())
+    }
+
+    /// Asks this node to campaign for leadership now (used to hand a group to its preferred
+    /// leader). Harmless if it cannot win.
+    pub async fn campaign(&self) -> Result<()> {
+        self.raft.trigger().elect().await?;
         Ok(())
     }
 
@@ -176,17 +328,18 @@ impl RaftNode {
     /// Once it returns, and the clones of this node and of the `StateMachine` passed to
     /// [`RaftNode::start`] are dropped, the database can be reopened in this process.
     pub async fn shutdown(&self) {
-        let node_id = self.node_id;
+        let (group, node_id) = (self.group, self.node_id);
+        self.table.remove(group);
         if let Err(error) = self.raft.shutdown().await {
-            tracing::error!(%error, node_id, "raft task failed while shutting down");
+            tracing::error!(%error, %group, node_id, "raft task failed while shutting down");
         }
         let mut adapters_gone = self.adapters_gone.lock().await;
         if tokio::time::timeout(ADAPTERS_RELEASE_WAIT, adapters_gone.wait()).await.is_err() {
-            tracing::warn!(node_id, "raft background tasks still hold the metadata store after shutdown");
+            tracing::warn!(%group, node_id, "raft background tasks still hold the metadata store after shutdown");
         }
         // Not needed for safety (the log is durable and replay is exact); it shortens replay.
         if let Err(error) = self.log.flush_async().await {
-            tracing::error!(%error, node_id, "flushing metadata at raft shutdown failed");
+            tracing::error!(%error, %group, node_id, "flushing metadata at raft shutdown failed");
         }
     }
 }

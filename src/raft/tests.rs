@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use gati_core::command::Rejection;
-use gati_core::{Applied, Command, Digest, RepoName, Tag};
+use gati_core::{Applied, Command, Digest, GroupId, NodeId, RepoName, ShardId, Tag};
 use gati_meta::StateMachine;
 use gati_meta::log_store::LogStore;
 use openraft::storage::{RaftLogReader, RaftLogStorage, RaftLogStorageExt, RaftSnapshotBuilder, RaftStateMachine};
@@ -17,15 +17,17 @@ use super::log_store::LogAdapter;
 use super::state_machine::StateMachineAdapter;
 use super::storage_io::adapter_liveness;
 use super::types::{Entry, GatiRaft, LogId, StorageError, Vote};
-use super::{RaftError, RaftNode};
+use super::{Bootstrap, RaftError, RaftNode, Transport};
+
+const GROUP: GroupId = GroupId::Shard(ShardId(3));
 
 fn open_db(dir: &TempDir) -> sled::Db {
     sled::Config::new().path(dir.path()).open().expect("temporary sled database opens")
 }
 
 fn adapters(db: &sled::Db) -> (LogAdapter, StateMachineAdapter) {
-    let log = LogStore::open(db).expect("log store opens");
-    let sm = StateMachine::open(db).expect("state machine opens");
+    let log = LogStore::open(db, GROUP).expect("log store opens");
+    let sm = StateMachine::open(db, GROUP).expect("state machine opens");
     // No node waits for these adapters to be dropped, so the receiving half is not kept.
     let (alive, _) = adapter_liveness();
     (LogAdapter::new(log.clone(), alive.clone()), StateMachineAdapter::new(sm, log, alive))
@@ -135,7 +137,7 @@ async fn log_vote_state_and_snapshot_survive_reopening_the_database() {
     assert_eq!(after.last_purged, Some(log_id(1, 2)));
     assert_eq!(after.last_log, Some(log_id(2, 4)));
     assert_eq!(after.applied.0, Some(log_id(2, 3)));
-    let sm_handle = StateMachine::open(&db).expect("state machine opens");
+    let sm_handle = StateMachine::open(&db, GROUP).expect("state machine opens");
     assert_eq!(sm_handle.blob_link(&repo(), &digest('a')).expect("query"), Some(7));
     assert_eq!(sm_handle.blob_link(&repo(), &digest('b')).expect("query"), None, "entry 4 was never applied");
 }
@@ -159,7 +161,7 @@ async fn an_installed_snapshot_replaces_the_state_and_becomes_current() {
     assert_eq!(follower.applied_state().await.expect("applied").0, Some(log_id(2, 4)));
     let current = follower.get_current_snapshot().await.expect("current").expect("a snapshot");
     assert_eq!(current.meta, snapshot.meta);
-    let sm = StateMachine::open(&follower_db).expect("state machine opens");
+    let sm = StateMachine::open(&follower_db, GROUP).expect("state machine opens");
     assert_eq!(sm.blob_link(&repo(), &digest('b')).expect("query"), Some(9));
     assert_eq!(sm.blob_link(&repo(), &digest('c')).expect("query"), None, "state before the snapshot is gone");
 }
@@ -170,8 +172,10 @@ async fn a_single_node_commits_reads_snapshots_and_restarts() {
     let unknown_tag: Tag = "nope".parse().expect("valid tag");
     {
         let db = open_db(&dir);
-        let sm = StateMachine::open(&db).expect("state machine opens");
-        let node = RaftNode::start(1, &db, sm.clone()).await.expect("node starts and leads");
+        let sm = StateMachine::open(&db, GROUP).expect("state machine opens");
+        let node = RaftNode::start(GROUP, NodeId(1), &db, sm.clone(), &Transport::default(), Bootstrap::Solo)
+            .await
+            .expect("node starts and leads");
         assert_eq!(node.propose(link('a', 7)).await.expect("commit"), Applied::BlobLinked { created: true });
         assert_eq!(node.propose(link('a', 7)).await.expect("commit"), Applied::BlobLinked { created: false });
         let refused = node.propose(Command::DeleteTag { repo: repo(), tag: unknown_tag.clone() }).await;
@@ -198,8 +202,10 @@ async fn a_single_node_commits_reads_snapshots_and_restarts() {
         assert_eq!(after_shutdown.code(), gati_core::ErrorCode::Unavailable);
     }
     let db = open_db(&dir);
-    let sm = StateMachine::open(&db).expect("state machine opens");
-    let node = RaftNode::start(1, &db, sm.clone()).await.expect("node restarts and leads");
+    let sm = StateMachine::open(&db, GROUP).expect("state machine opens");
+    let node = RaftNode::start(GROUP, NodeId(1), &db, sm.clone(), &Transport::default(), Bootstrap::Solo)
+        .await
+        .expect("node restarts and leads");
     node.ensure_linearizable().await.expect("read index");
     assert_eq!(sm.blob_link(&repo(), &digest('a')).expect("query"), Some(7));
     assert_eq!(node.propose(link('b', 3)).await.expect("commit"), Applied::BlobLinked { created: true });
@@ -213,8 +219,10 @@ async fn a_single_node_commits_reads_snapshots_and_restarts() {
 async fn concurrent_proposals_share_log_entries() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let db = open_db(&dir);
-    let sm = StateMachine::open(&db).expect("state machine opens");
-    let node = RaftNode::start(1, &db, sm.clone()).await.expect("node starts and leads");
+    let sm = StateMachine::open(&db, GROUP).expect("state machine opens");
+    let node = RaftNode::start(GROUP, NodeId(1), &db, sm.clone(), &Transport::default(), Bootstrap::Solo)
+        .await
+        .expect("node starts and leads");
     let last_index = |node: &RaftNode| node.raft.metrics().borrow().last_log_index.unwrap_or(0);
     let before = last_index(&node);
     let blob = |i: u64| -> Digest { format!("sha256:{i:064x}").parse().expect("valid digest") };

@@ -20,9 +20,17 @@ pub struct BlobContent {
 }
 
 impl Registry {
-    /// Returns a blob's size if it is linked into the repository.
+    /// Returns a blob's size if it is linked into the repository. Served from the local replica;
+    /// a miss costs a read-index round, so a blob pushed through another node a moment ago is
+    /// found here too.
     pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
-        self.inner.state.blob_link(repo, digest)?.ok_or(RegistryError::BlobUnknown)
+        let shard = self.inner.cluster.shard_of_repo(repo);
+        let state = self.inner.cluster.state(shard);
+        if let Some(size) = state.blob_link(repo, digest)? {
+            return Ok(size);
+        }
+        self.inner.cluster.linearizable(shard).await?;
+        state.blob_link(repo, digest)?.ok_or(RegistryError::BlobUnknown)
     }
 
     /// Streams a blob, or one byte range of it.
@@ -51,7 +59,11 @@ impl Registry {
     /// Links a blob that `from` holds into `repo` without moving bytes. Returns the size, or `None`
     /// when `from` does not hold it (the client then uploads normally).
     pub async fn mount_blob(&self, repo: &RepoName, from: &RepoName, digest: &Digest) -> Result<Option<u64>> {
-        let size = self.inner.state.blob_link(from, digest)?;
+        let size = match self.stat_blob(from, digest).await {
+            Ok(size) => Some(size),
+            Err(RegistryError::BlobUnknown) => None,
+            Err(e) => return Err(e),
+        };
         self.mount_linked(repo, digest, size).await
     }
 
@@ -61,7 +73,15 @@ impl Registry {
     /// Only linked content is found, never bytes that merely remain in the store awaiting garbage
     /// collection. Access control will narrow the candidates to repositories the caller can read.
     pub async fn mount_blob_from_any(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
-        let size = self.inner.state.blob_holders(digest, 1)?.into_iter().next().map(|(_, size)| size);
+        // The target's own shard first (the likely holder: same namespace), then every other.
+        let own = self.inner.cluster.shard_of_repo(repo);
+        let mut size = None;
+        for state in std::iter::once(self.inner.cluster.state(own)).chain(self.inner.cluster.states()) {
+            if let Some((_, found)) = state.blob_holders(digest, 1)?.into_iter().next() {
+                size = Some(found);
+                break;
+            }
+        }
         self.mount_linked(repo, digest, size).await
     }
 

@@ -118,6 +118,7 @@ impl From<CoreError> for RegistryError {
             }
             CoreError::UploadIdInvalid(_) => RegistryError::UploadUnknown,
             CoreError::RangeInvalid(_) => RegistryError::UploadInvalid(e.to_string()),
+            CoreError::ClusterInvalid(_) => RegistryError::internal(&e, "cluster settings"),
         }
     }
 }
@@ -139,6 +140,12 @@ impl From<MetaError> for RegistryError {
     }
 }
 
+impl From<crate::cluster::ClusterError> for RegistryError {
+    fn from(e: crate::cluster::ClusterError) -> Self {
+        ActorError::from(e).into()
+    }
+}
+
 impl From<ActorError> for RegistryError {
     fn from(e: ActorError) -> Self {
         match e {
@@ -152,7 +159,12 @@ impl From<ActorError> for RegistryError {
             ActorError::ChunkOutOfOrder { offset, .. } => RegistryError::ChunkOutOfOrder { offset },
             ActorError::BodyFailed(e) => RegistryError::UploadInvalid(format!("request body failed: {e}")),
             ActorError::DigestMismatch(d) => RegistryError::DigestInvalid(format!("content does not match digest {d}")),
+            ActorError::Cluster(e) => match e.code() {
+                ErrorCode::Unavailable | ErrorCode::Timeout => RegistryError::Unavailable(e.to_string()),
+                _ => RegistryError::internal(&e, "cluster"),
+            },
             ActorError::Unavailable(m) => RegistryError::Unavailable(m),
+            ActorError::NotLeader => RegistryError::Unavailable("this node does not lead the shard".into()),
         }
     }
 }

@@ -9,7 +9,6 @@ use gati_core::{Applied, Command, Digest, DigestAlgorithm, ManifestRecord, Refer
 
 use super::error::{RegistryError, Result};
 use super::{Page, Registry};
-use crate::actors::ActorError;
 
 /// A manifest as served: its identity, media type and exact bytes.
 #[derive(Clone, Debug)]
@@ -48,16 +47,25 @@ pub struct PushedManifest {
 
 impl Registry {
     /// Resolves a reference to a manifest record. Tags are read linearizably: after a successful
-    /// tag update anywhere, no read returns the older target.
+    /// tag update anywhere, no read returns the older target. A digest is served from the local
+    /// replica; only a miss costs a read-index round, so that a manifest pushed through another
+    /// node a moment ago is found here too.
     async fn resolve(&self, repo: &RepoName, reference: &Reference) -> Result<ManifestRecord> {
-        let state = &self.inner.state;
+        let shard = self.inner.cluster.shard_of_repo(repo);
+        let state = self.inner.cluster.state(shard);
         let digest = match reference {
             Reference::Digest(d) => d.clone(),
             Reference::Tag(tag) => {
-                self.inner.raft.ensure_linearizable().await.map_err(ActorError::from)?;
+                self.inner.cluster.linearizable(shard).await?;
                 state.tag(repo, tag)?.ok_or(RegistryError::ManifestUnknown)?
             }
         };
+        if let Some(record) = state.manifest(repo, &digest)? {
+            return Ok(record);
+        }
+        if matches!(reference, Reference::Digest(_)) {
+            self.inner.cluster.linearizable(shard).await?;
+        }
         state.manifest(repo, &digest)?.ok_or(RegistryError::ManifestUnknown)
     }
 
@@ -160,7 +168,10 @@ impl Registry {
         after: Option<&Digest>,
         limit: usize,
     ) -> Result<Page<ManifestRecord>> {
-        let (items, more) = self.inner.state.referrers(repo, subject, artifact_type, after, limit)?;
+        let shard = self.inner.cluster.shard_of_repo(repo);
+        self.inner.cluster.linearizable(shard).await?;
+        let state = self.inner.cluster.state(shard);
+        let (items, more) = state.referrers(repo, subject, artifact_type, after, limit)?;
         Ok(Page { items, more })
     }
 }

@@ -15,14 +15,13 @@ use std::sync::Arc;
 
 use gati_blob::BlobStore;
 use gati_core::{RepoName, Tag};
-use gati_meta::StateMachine;
 
 pub use blobs::BlobContent;
 pub use error::{RegistryError, Result};
 pub use manifests::{ManifestContent, PushedManifest, PutManifestRequest};
 
 use crate::actors::{NamespaceDirectory, UploadDirectory};
-use crate::raft::RaftNode;
+use crate::cluster::Cluster;
 use cache::ManifestCache;
 
 /// Handle to the registry; cheap to clone.
@@ -32,8 +31,7 @@ pub struct Registry {
 }
 
 struct Inner {
-    state: StateMachine,
-    raft: Arc<RaftNode>,
+    cluster: Cluster,
     blobs: Arc<dyn BlobStore>,
     namespaces: NamespaceDirectory,
     uploads: UploadDirectory,
@@ -52,8 +50,7 @@ pub struct Page<T> {
 impl Registry {
     /// Assembles the facade from its parts (see `crate::node` for the wiring).
     pub fn new(
-        state: StateMachine,
-        raft: Arc<RaftNode>,
+        cluster: Cluster,
         blobs: Arc<dyn BlobStore>,
         namespaces: NamespaceDirectory,
         uploads: UploadDirectory,
@@ -61,8 +58,7 @@ impl Registry {
     ) -> Self {
         Registry {
             inner: Arc::new(Inner {
-                state,
-                raft,
+                cluster,
                 blobs,
                 namespaces,
                 uploads,
@@ -73,8 +69,9 @@ impl Registry {
 
     /// Lists a repository's tags in lexical order, after `last`, at most `limit`.
     pub async fn list_tags(&self, repo: &RepoName, last: Option<&str>, limit: usize) -> Result<Page<Tag>> {
-        self.inner.raft.ensure_linearizable().await.map_err(crate::actors::ActorError::from)?;
-        let state = &self.inner.state;
+        let shard = self.inner.cluster.shard_of_repo(repo);
+        self.inner.cluster.linearizable(shard).await?;
+        let state = self.inner.cluster.state(shard);
         if !state.repo_exists(repo)? {
             return Err(RegistryError::NameUnknown);
         }
@@ -82,14 +79,26 @@ impl Registry {
         Ok(Page { items, more })
     }
 
-    /// Lists repositories in lexical order, after `last`, at most `limit`.
+    /// Lists repositories in lexical order, after `last`, at most `limit`, from the local
+    /// replicas of every shard (merged: each shard holds the repositories of its namespaces).
     pub async fn catalog(&self, last: Option<&str>, limit: usize) -> Result<Page<RepoName>> {
-        let (items, more) = self.inner.state.catalog(last, limit)?;
-        Ok(Page { items, more })
+        let mut merged = Vec::new();
+        let mut more = false;
+        for state in self.inner.cluster.states() {
+            let (items, shard_more) = state.catalog(last, limit)?;
+            merged.extend(items);
+            more |= shard_more;
+        }
+        merged.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        if merged.len() > limit {
+            merged.truncate(limit);
+            more = true;
+        }
+        Ok(Page { items: merged, more })
     }
 
-    /// Returns whether the node can serve writes: consensus has a leader and storage answers.
+    /// Returns whether the node can serve reads and writes: every consensus group knows a leader.
     pub async fn ready(&self) -> bool {
-        self.inner.raft.ensure_linearizable().await.is_ok()
+        self.inner.cluster.ready()
     }
 }

@@ -55,6 +55,9 @@ pub enum CoreError {
     /// A `Range` or `Content-Range` header cannot be parsed.
     #[error("invalid range {0:?}")]
     RangeInvalid(String),
+    /// A cluster setting (shard count, group name, node id) is out of its domain.
+    #[error("invalid cluster setting: {0}")]
+    ClusterInvalid(String),
 }
 
 impl CoreError {

@@ -6,6 +6,7 @@
 //! that it can run inside the state machine and under property tests.
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod command;
 pub mod digest;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod range;
 pub mod reference;
 pub mod upload;
 
+pub use cluster::{GroupId, NodeId, ShardCount, ShardId, place_shard};
 pub use command::{Applied, Command, ManifestRecord, Proposal, ProposalOutcome, Rejection, TagCondition};
 pub use digest::{Digest, DigestAlgorithm};
 pub use error::{CoreError, ErrorCode, Result};

@@ -17,11 +17,14 @@ mod tests;
 
 use std::path::Path;
 
+use gati_core::GroupId;
+
 pub use error::{MetaError, Result};
 pub use log_store::LogStore;
 pub use state_machine::StateMachine;
 
-/// The metadata database of one node: a state machine and a Raft log in one sled database.
+/// The metadata database of one node: the state machine and Raft log of every consensus group the
+/// node takes part in, in one sled database (so one flush makes all of them durable).
 #[derive(Clone)]
 pub struct MetaStore {
     db: sled::Db,
@@ -34,9 +37,40 @@ impl MetaStore {
         Ok(MetaStore { db })
     }
 
-    /// Returns the state machine.
-    pub fn state_machine(&self) -> Result<StateMachine> {
-        StateMachine::open(&self.db)
+    /// Returns the state machine of consensus group `group`.
+    pub fn state_machine(&self, group: GroupId) -> Result<StateMachine> {
+        StateMachine::open(&self.db, group)
+    }
+
+    /// Returns the log of consensus group `group`.
+    pub fn log(&self, group: GroupId) -> Result<LogStore> {
+        LogStore::open(&self.db, group)
+    }
+
+    /// Records the shard count on the first start and returns the recorded one ever after: the
+    /// count decides which shard holds each namespace, so it can never change under stored data.
+    pub fn pin_shard_count(&self, wanted: u16) -> Result<u16> {
+        const KEY: &[u8] = b"cluster/shard_count";
+        let stored = self.db.compare_and_swap(KEY, None::<&[u8]>, Some(&wanted.to_be_bytes()[..]))?;
+        let count = match stored {
+            Ok(()) => {
+                self.db.flush()?;
+                wanted
+            }
+            Err(current) => {
+                let bytes = current.current.ok_or_else(|| MetaError::Corrupt("shard count vanished".into()))?;
+                let bytes: [u8; 2] =
+                    bytes.as_ref().try_into().map_err(|_| MetaError::Corrupt("stored shard count".into()))?;
+                u16::from_be_bytes(bytes)
+            }
+        };
+        Ok(count)
+    }
+
+    /// Makes every write to every group durable.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
     }
 
     /// Returns the engine handle, for the consensus log store.

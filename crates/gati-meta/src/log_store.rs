@@ -1,7 +1,8 @@
 //! The durable consensus log: opaque entries by index, plus a few named slots of opaque bytes.
 //!
-//! Owns two sled trees of the node's database: `raft_log` (entries keyed by their index as a
-//! big-endian `u64`, so key order is index order) and `raft_slots` (one value per [`Slot`]).
+//! Owns two sled trees per consensus group in the node's database: `<group>/raft_log` (entries
+//! keyed by their index as a big-endian `u64`, so key order is index order) and `<group>/raft_slots`
+//! (one value per [`Slot`]).
 //! It may call sled and nothing else. It must not touch the state machine's tree, and it knows
 //! nothing about Raft: entry bodies and slot values are encoded by the consensus adapter
 //! (`src/raft/` of the root crate), which is also the one that upholds Raft's rules (no holes,
@@ -21,9 +22,11 @@ use std::ops::{Bound, RangeBounds};
 
 use crate::error::{MetaError, Result};
 
-/// The tree holding log entries.
+use gati_core::GroupId;
+
+/// The tree holding a group's log entries, after the group's name and a slash.
 const ENTRIES_TREE: &str = "raft_log";
-/// The tree holding the named slots.
+/// The tree holding a group's named slots, after the group's name and a slash.
 const SLOTS_TREE: &str = "raft_slots";
 
 /// A named place for one opaque value kept next to the log.
@@ -62,13 +65,13 @@ pub struct LogStore {
 }
 
 impl LogStore {
-    /// Opens (or creates) the log in `db`.
-    ///
-    /// One database holds one log today. When the metadata is split into several consensus groups,
-    /// each group will get its own pair of trees named after the group; the current names then
-    /// stay those of the first group, so existing data needs no migration.
-    pub fn open(db: &sled::Db) -> Result<Self> {
-        Ok(LogStore { entries: db.open_tree(ENTRIES_TREE)?, slots: db.open_tree(SLOTS_TREE)? })
+    /// Opens (or creates) the log of consensus group `group` in `db`. Each group has its own trees,
+    /// so groups never see each other's entries, while one flush covers them all.
+    pub fn open(db: &sled::Db, group: GroupId) -> Result<Self> {
+        Ok(LogStore {
+            entries: db.open_tree(format!("{group}/{ENTRIES_TREE}"))?,
+            slots: db.open_tree(format!("{group}/{SLOTS_TREE}"))?,
+        })
     }
 
     /// Writes entries (index, body) in one atomic batch, replacing any entry at the same index.
@@ -231,7 +234,7 @@ mod tests {
     }
 
     fn filled(db: &sled::Db, indices: std::ops::RangeInclusive<u64>) -> Result<LogStore> {
-        let log = LogStore::open(db)?;
+        let log = LogStore::open(db, GroupId::Meta)?;
         log.append(indices.map(|i| (i, body(i))))?;
         Ok(log)
     }
@@ -266,7 +269,7 @@ mod tests {
     #[test]
     fn an_empty_log_has_no_entries_and_no_slots() -> TestResult {
         let (_dir, db) = temp_db()?;
-        let log = LogStore::open(&db)?;
+        let log = LogStore::open(&db, GroupId::Meta)?;
         assert_eq!(log.first()?, None);
         assert_eq!(log.last()?, None);
         assert!(log.range(..)?.is_empty());
@@ -311,7 +314,7 @@ mod tests {
     #[test]
     fn range_limited_stops_at_the_byte_budget_but_always_returns_one_entry() -> TestResult {
         let (_dir, db) = temp_db()?;
-        let log = LogStore::open(&db)?;
+        let log = LogStore::open(&db, GroupId::Meta)?;
         log.append((1..=10).map(|i| (i, vec![0u8; 100])))?;
         assert_eq!(indices(&log.range_limited(1..=10, 250)?), vec![1, 2, 3]);
         assert_eq!(indices(&log.range_limited(4..=10, 1)?), vec![4]);
@@ -351,7 +354,7 @@ mod tests {
     #[test]
     fn slots_are_independent_and_can_be_replaced_and_removed() -> TestResult {
         let (_dir, db) = temp_db()?;
-        let log = LogStore::open(&db)?;
+        let log = LogStore::open(&db, GroupId::Meta)?;
         log.put_slot(Slot::Vote, b"v1")?;
         log.put_slot(Slot::Committed, b"c1")?;
         log.put_slot(Slot::Vote, b"v2")?;
@@ -376,7 +379,7 @@ mod tests {
             block_on(log.flush_async())?;
         }
         let db = sled::Config::new().path(dir.path()).open()?;
-        let log = LogStore::open(&db)?;
+        let log = LogStore::open(&db, GroupId::Meta)?;
         assert_eq!(indices(&log.range(..)?), (5..=17).collect::<Vec<_>>());
         assert_eq!(log.get(10)?, Some(body(10)));
         assert_eq!(log.get_slot(Slot::Vote)?, Some(b"vote".to_vec()));
@@ -388,9 +391,12 @@ mod tests {
     fn the_log_does_not_share_keys_with_other_trees() -> TestResult {
         let (_dir, db) = temp_db()?;
         let log = filled(&db, 1..=3)?;
-        db.open_tree("state")?.insert(1u64.to_be_bytes(), &b"other"[..])?;
+        db.open_tree("meta/state")?.insert(1u64.to_be_bytes(), &b"other"[..])?;
         db.insert(2u64.to_be_bytes(), &b"default tree"[..])?;
+        let other_group = LogStore::open(&db, GroupId::Shard(gati_core::ShardId(1)))?;
+        other_group.append([(4, body(4))])?;
         assert_eq!(indices(&log.range(..)?), vec![1, 2, 3]);
+        assert_eq!(indices(&other_group.range(..)?), vec![4]);
         assert_eq!(log.get(1)?, Some(body(1)));
         Ok(())
     }
@@ -399,7 +405,7 @@ mod tests {
     fn a_foreign_key_in_the_log_tree_is_reported_as_corruption() -> TestResult {
         let (_dir, db) = temp_db()?;
         let log = filled(&db, 1..=2)?;
-        db.open_tree(ENTRIES_TREE)?.insert(b"bogus", &b""[..])?;
+        db.open_tree(format!("meta/{ENTRIES_TREE}"))?.insert(b"bogus", &b""[..])?;
         assert!(matches!(log.range(..), Err(MetaError::Corrupt(_))));
         Ok(())
     }

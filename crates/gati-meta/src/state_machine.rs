@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use gati_core::command::Rejection;
-use gati_core::{Applied, Command, Digest, ManifestRecord, RepoName, Tag, TagCondition};
+use gati_core::{Applied, Command, Digest, GroupId, ManifestRecord, RepoName, Tag, TagCondition};
 
 use crate::error::{MetaError, Result};
 use crate::keys;
@@ -193,9 +193,10 @@ impl<'a> Pending<'a> {
 }
 
 impl StateMachine {
-    /// Opens the state machine in the `state` tree of a sled database.
-    pub fn open(db: &sled::Db) -> Result<Self> {
-        Ok(StateMachine { tree: db.open_tree("state")?, apply_lock: Arc::new(Mutex::new(())) })
+    /// Opens the state machine of consensus group `group`: the `<group>/state` tree of a sled
+    /// database. Each group's records live apart, so a snapshot of one group holds only its own.
+    pub fn open(db: &sled::Db, group: GroupId) -> Result<Self> {
+        Ok(StateMachine { tree: db.open_tree(format!("{group}/state"))?, apply_lock: Arc::new(Mutex::new(())) })
     }
 
     /// Applies one committed log entry: its commands in order, each seeing the effects of those

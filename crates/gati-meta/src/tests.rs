@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use gati_core::command::Rejection;
 use gati_core::media_type::ManifestKind;
-use gati_core::{Applied, Command, Digest, ManifestRecord, RepoName, Tag, TagCondition};
+use gati_core::{Applied, Command, Digest, GroupId, ManifestRecord, RepoName, ShardId, Tag, TagCondition};
 use proptest::prelude::*;
 
 use crate::{MetaStore, StateMachine};
@@ -50,7 +50,7 @@ impl ApplyOne for StateMachine {
 
 fn open() -> (tempfile::TempDir, StateMachine) {
     let dir = tempfile::tempdir().unwrap();
-    let sm = MetaStore::open(dir.path()).unwrap().state_machine().unwrap();
+    let sm = MetaStore::open(dir.path()).unwrap().state_machine(GroupId::Shard(ShardId(0))).unwrap();
     (dir, sm)
 }
 
@@ -221,12 +221,12 @@ fn tag_and_catalog_pagination_is_lexical_and_scoped() {
 fn state_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let sm = MetaStore::open(dir.path()).unwrap().state_machine().unwrap();
+        let sm = MetaStore::open(dir.path()).unwrap().state_machine(GroupId::Shard(ShardId(0))).unwrap();
         sm.apply_one(b"1", Some(&link("r", dg(1)))).unwrap();
         sm.apply_one(b"2", Some(&put("r", dg(10), Some("a"), None))).unwrap();
         sm.flush().unwrap();
     }
-    let sm = MetaStore::open(dir.path()).unwrap().state_machine().unwrap();
+    let sm = MetaStore::open(dir.path()).unwrap().state_machine(GroupId::Shard(ShardId(0))).unwrap();
     assert_eq!(sm.tag(&repo("r"), &tag("a")).unwrap(), Some(dg(10)));
     assert_eq!(sm.raft_state().unwrap().as_deref(), Some(&b"2"[..]));
 }

@@ -1,0 +1,197 @@
+//! Forwarding between nodes: a write proposed where its shard's leader is not, and a follower's
+//! read-index request, both sent to the leader over gRPC (`gati.cluster.v1.Forwarding`).
+//!
+//! Owns both ends: the client calls ([`propose`], [`read_index`]) and [`ForwardingService`]. The
+//! one rule that matters here is telling apart "not sent" from "sent, answer lost": a call that
+//! failed to connect can be retried elsewhere, a call that may have reached the leader cannot be
+//! retried blindly (a conditional tag update could then apply twice), so it is reported as
+//! [`ClusterError::Indeterminate`]. The server therefore never answers `UNAVAILABLE` once it has
+//! handed a command to consensus.
+
+use std::sync::{Arc, OnceLock};
+
+use gati_core::{Applied, Command, GroupId, ShardId};
+use gati_proto::cluster::forwarding_client::ForwardingClient;
+use gati_proto::cluster::forwarding_server::{Forwarding, ForwardingServer};
+use gati_proto::cluster::{
+    NotLeader, ProposeReply, ProposeRequest, ReadIndexReply, ReadIndexRequest, propose_reply, read_index_reply,
+};
+use tonic::{Request, Response, Status};
+
+use super::error::ClusterError;
+use super::{Cluster, LEADER_DEADLINE};
+use crate::actors::{ActorError, NamespaceDirectory};
+use crate::raft::Peers;
+
+/// What the leader said to a forwarded write.
+#[derive(Debug)]
+pub enum Proposed {
+    /// The command was applied (or deterministically rejected) with this outcome.
+    Applied(Applied),
+    /// The node is not the leader (any more); nothing was proposed.
+    NotLeader,
+}
+
+/// Why a forwarded call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// The call never reached the peer (no connection); safe to retry.
+    #[error("peer at {addr} unreachable: {why}")]
+    NotSent {
+        /// The peer.
+        addr: String,
+        /// The transport's reason.
+        why: String,
+    },
+    /// The call may have reached the peer; its effect is unknown.
+    #[error(transparent)]
+    Failed(#[from] ClusterError),
+}
+
+/// What the leader said to a read-index request.
+#[derive(Debug)]
+pub enum ReadIndex {
+    /// Reads are linearizable once the local replica has applied this index.
+    Index(u64),
+    /// The node is not the leader (any more).
+    NotLeader,
+}
+
+fn client(peers: &Peers, addr: &str) -> std::result::Result<ForwardingClient<tonic::transport::Channel>, ForwardError> {
+    peers
+        .channel(addr)
+        .map(ForwardingClient::new)
+        .ok_or_else(|| ForwardError::NotSent { addr: addr.to_owned(), why: "not a valid address".into() })
+}
+
+/// Whether a failed call certainly did not reach the peer's handler. tonic reports a failed
+/// connection as `UNAVAILABLE`, and the server below never uses that code after proposing.
+fn not_sent(status: &Status) -> bool {
+    status.code() == tonic::Code::Unavailable
+}
+
+/// Forwards `command` for `shard` to the node at `addr` (believed to lead it).
+pub async fn propose(
+    peers: &Peers,
+    addr: &str,
+    leader: u64,
+    shard: ShardId,
+    command: &Command,
+) -> std::result::Result<Proposed, ForwardError> {
+    let mut client = client(peers, addr)?;
+    let command = serde_json::to_vec(command).map_err(|e| ClusterError::Protocol(e.to_string()))?;
+    let mut request = Request::new(ProposeRequest { group: GroupId::Shard(shard).name(), command });
+    request.set_timeout(LEADER_DEADLINE);
+    match client.propose(request).await {
+        Ok(reply) => match reply.into_inner().outcome {
+            Some(propose_reply::Outcome::Applied(bytes)) => serde_json::from_slice(&bytes)
+                .map(Proposed::Applied)
+                .map_err(|e| ClusterError::Protocol(format!("undecodable outcome: {e}")).into()),
+            Some(propose_reply::Outcome::NotLeader(_)) => Ok(Proposed::NotLeader),
+            None => Err(ClusterError::Protocol("empty propose reply".into()).into()),
+        },
+        Err(status) if not_sent(&status) => {
+            Err(ForwardError::NotSent { addr: addr.to_owned(), why: status.message().to_owned() })
+        }
+        Err(status) => Err(ClusterError::Indeterminate { leader, why: status.to_string() }.into()),
+    }
+}
+
+/// Asks the node at `addr` (believed to lead `shard`) for the shard's read index. Reads change
+/// nothing, so every failure is safe to retry.
+pub async fn read_index(peers: &Peers, addr: &str, shard: ShardId) -> std::result::Result<ReadIndex, ForwardError> {
+    let mut client = client(peers, addr)?;
+    let mut request = Request::new(ReadIndexRequest { group: GroupId::Shard(shard).name() });
+    request.set_timeout(LEADER_DEADLINE);
+    match client.read_index(request).await {
+        Ok(reply) => match reply.into_inner().outcome {
+            Some(read_index_reply::Outcome::Index(index)) => Ok(ReadIndex::Index(index)),
+            Some(read_index_reply::Outcome::NotLeader(_)) => Ok(ReadIndex::NotLeader),
+            None => Err(ClusterError::Protocol("empty read-index reply".into()).into()),
+        },
+        Err(status) => Err(ForwardError::NotSent { addr: addr.to_owned(), why: status.to_string() }),
+    }
+}
+
+/// What the forwarding service needs, set once the node is fully wired (the gRPC server starts
+/// before the groups, so that founders can reach each other while they bootstrap).
+struct Target {
+    cluster: Cluster,
+    namespaces: NamespaceDirectory,
+}
+
+/// The `Forwarding` gRPC service of one node.
+#[derive(Clone, Default)]
+pub struct ForwardingService {
+    target: Arc<OnceLock<Target>>,
+}
+
+impl ForwardingService {
+    /// Makes the service answer; until then every call is `UNAVAILABLE` (and retried).
+    pub fn attach(&self, cluster: Cluster, namespaces: NamespaceDirectory) {
+        let _ = self.target.set(Target { cluster, namespaces });
+    }
+
+    /// Returns the tonic service.
+    pub fn server(&self) -> ForwardingServer<ForwardingService> {
+        ForwardingServer::new(self.clone())
+    }
+
+    fn target(&self) -> std::result::Result<&Target, Status> {
+        self.target.get().ok_or_else(|| Status::unavailable("node is starting"))
+    }
+}
+
+fn shard_of_group(group: &str, cluster: &Cluster) -> std::result::Result<ShardId, Status> {
+    match group.parse::<GroupId>() {
+        Ok(GroupId::Shard(shard)) if shard.0 < cluster.shard_count().get() => Ok(shard),
+        _ => Err(Status::invalid_argument(format!("{group:?} is not a shard of this cluster"))),
+    }
+}
+
+fn not_leader(leader: Option<gati_core::NodeId>) -> NotLeader {
+    NotLeader { leader: leader.map(|n| n.0) }
+}
+
+#[tonic::async_trait]
+impl Forwarding for ForwardingService {
+    async fn propose(&self, request: Request<ProposeRequest>) -> std::result::Result<Response<ProposeReply>, Status> {
+        let target = self.target()?;
+        let ProposeRequest { group, command } = request.into_inner();
+        let shard = shard_of_group(&group, &target.cluster)?;
+        let command: Command = serde_json::from_slice(&command)
+            .map_err(|e| Status::invalid_argument(format!("undecodable command: {e}")))?;
+        if target.cluster.shard_of_repo(command.repo()) != shard {
+            return Err(Status::invalid_argument("the command's repository is not in this shard"));
+        }
+        let raft = target.cluster.raft(shard);
+        let outcome = match target.namespaces.propose_here(command).await {
+            Ok(applied) => {
+                let bytes = serde_json::to_vec(&applied).map_err(|e| Status::internal(e.to_string()))?;
+                propose_reply::Outcome::Applied(bytes)
+            }
+            Err(e) if e.is_not_leader() => propose_reply::Outcome::NotLeader(not_leader(raft.leader().map(|l| l.0))),
+            // Handed to consensus and then failed: the outcome is unknown, never UNAVAILABLE.
+            Err(e @ ActorError::Raft(_)) => return Err(Status::unknown(e.to_string())),
+            Err(e) => return Err(Status::internal(e.to_string())),
+        };
+        Ok(Response::new(ProposeReply { outcome: Some(outcome) }))
+    }
+
+    async fn read_index(
+        &self,
+        request: Request<ReadIndexRequest>,
+    ) -> std::result::Result<Response<ReadIndexReply>, Status> {
+        let target = self.target()?;
+        let shard = shard_of_group(&request.into_inner().group, &target.cluster)?;
+        let raft = target.cluster.raft(shard);
+        let outcome = match raft.read_index().await {
+            Ok(index) => read_index_reply::Outcome::Index(index),
+            Err(e) if e.forward_to().is_some() => {
+                read_index_reply::Outcome::NotLeader(not_leader(raft.leader().map(|l| l.0)))
+            }
+            Err(e) => return Err(Status::unknown(e.to_string())),
+        };
+        Ok(Response::new(ReadIndexReply { outcome: Some(outcome) }))
+    }
+}

@@ -1,0 +1,255 @@
+//! This node's place in the cluster: its consensus groups, which shard a namespace lives in, and
+//! how reads and writes reach the replica that can serve them.
+//!
+//! Owns [`Cluster`]: the `meta` group and one Raft group per metadata shard, each with its local
+//! state-machine replica. Every node replicates every shard (as a voter on the `replicas` nodes
+//! placement picks, as a non-voting learner elsewhere), so content by digest is always served
+//! from the local replica with no consensus round, and a linearizable tag read costs one read-index
+//! round trip to the shard's leader. Writes are routed by the namespace directory
+//! (`crate::actors::namespace`), which forwards them over gRPC (`forward`) when this node does not
+//! lead the shard.
+//!
+//! May call `crate::raft`, `gati-meta` reads and `gati-proto`; must not call HTTP or the blob store.
+
+pub mod error;
+pub mod forward;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gati_core::{GroupId, Namespace, NodeId, RepoName, ShardCount, ShardId, place_shard};
+use gati_meta::{MetaStore, StateMachine};
+
+pub use error::{ClusterError, Result};
+
+use crate::raft::{Bootstrap, Members, RaftError, RaftNode, Transport};
+
+/// How long a read or write waits for a shard to have a reachable leader before it fails as
+/// unavailable: a few election timeouts, so a failover is ridden out but a lost quorum is not
+/// waited on forever.
+pub const LEADER_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How a node takes part: alone, or as a member of a cluster.
+#[derive(Clone, Debug)]
+pub enum Membership {
+    /// The embedded single-node registry: every group has this node as its only member.
+    Solo,
+    /// A founding member of a cluster created with `members` (node id to gRPC address).
+    Founder {
+        /// The founding members, this node included.
+        members: BTreeMap<NodeId, String>,
+        /// Voting replicas per shard.
+        replicas: usize,
+    },
+}
+
+/// One shard as this node holds it.
+struct Shard {
+    raft: RaftNode,
+    state: StateMachine,
+}
+
+/// Handle to this node's groups; cheap to clone.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node_id: NodeId,
+    shard_count: ShardCount,
+    meta: RaftNode,
+    shards: Vec<Shard>,
+    transport: Transport,
+}
+
+impl Cluster {
+    /// Starts this node's member of the `meta` group and of every shard over `store`.
+    ///
+    /// Founders create each group if it does not exist yet: the lowest founder id initialises
+    /// `meta`, and each shard's preferred leader (see [`place_shard`]) initialises that shard
+    /// with its placed voters, so first leaders spread over the nodes. Others wait to be
+    /// contacted. Non-voting replicas are added later by the shard leaders.
+    pub async fn start(
+        node_id: NodeId,
+        shard_count: ShardCount,
+        store: &MetaStore,
+        transport: Transport,
+        membership: Membership,
+    ) -> Result<Cluster> {
+        let start_group = |group: GroupId, bootstrap: Bootstrap| {
+            let transport = transport.clone();
+            async move {
+                let state = store.state_machine(group).map_err(RaftError::Storage)?;
+                let raft = RaftNode::start(group, node_id, store.db(), state.clone(), &transport, bootstrap).await?;
+                Ok::<_, ClusterError>((raft, state))
+            }
+        };
+        let meta_bootstrap = match &membership {
+            Membership::Solo => Bootstrap::Solo,
+            Membership::Founder { members, .. } if members.keys().next() == Some(&node_id) => {
+                Bootstrap::Voters(members.clone())
+            }
+            Membership::Founder { .. } => Bootstrap::Join,
+        };
+        let (meta, _) = start_group(GroupId::Meta, meta_bootstrap).await?;
+        let mut shards = Vec::with_capacity(usize::from(shard_count.get()));
+        for shard in shard_count.shards() {
+            let bootstrap = match &membership {
+                Membership::Solo => Bootstrap::Solo,
+                Membership::Founder { members, replicas } => {
+                    let ids: Vec<NodeId> = members.keys().copied().collect();
+                    let voters = place_shard(shard, &ids, *replicas);
+                    if voters.first() == Some(&node_id) {
+                        Bootstrap::Voters(voters.iter().map(|id| (*id, members[id].clone())).collect())
+                    } else {
+                        Bootstrap::Join
+                    }
+                }
+            };
+            match start_group(GroupId::Shard(shard), bootstrap).await {
+                Ok((raft, state)) => shards.push(Shard { raft, state }),
+                Err(error) => {
+                    for started in &shards {
+                        started.raft.shutdown().await;
+                    }
+                    meta.shutdown().await;
+                    return Err(error);
+                }
+            }
+        }
+        Ok(Cluster { inner: Arc::new(Inner { node_id, shard_count, meta, shards, transport }) })
+    }
+
+    /// Returns this node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.inner.node_id
+    }
+
+    /// Returns the number of shards.
+    pub fn shard_count(&self) -> ShardCount {
+        self.inner.shard_count
+    }
+
+    /// Returns the shard holding `namespace`.
+    pub fn shard_of(&self, namespace: &Namespace) -> ShardId {
+        self.inner.shard_count.shard_of(namespace)
+    }
+
+    /// Returns the shard holding `repo`'s records.
+    pub fn shard_of_repo(&self, repo: &RepoName) -> ShardId {
+        self.shard_of(&repo.namespace())
+    }
+
+    fn shard(&self, shard: ShardId) -> &Shard {
+        // Every `ShardId` in this process comes from `shard_of` or `shards()` of this count.
+        &self.inner.shards[usize::from(shard.0)]
+    }
+
+    /// Returns the local replica of `shard`'s state machine.
+    pub fn state(&self, shard: ShardId) -> &StateMachine {
+        &self.shard(shard).state
+    }
+
+    /// Returns the local replica of the state machine holding `repo`'s records.
+    pub fn state_of(&self, repo: &RepoName) -> &StateMachine {
+        self.state(self.shard_of_repo(repo))
+    }
+
+    /// Returns every shard's local state machine, in shard order.
+    pub fn states(&self) -> impl Iterator<Item = &StateMachine> {
+        self.inner.shards.iter().map(|s| &s.state)
+    }
+
+    /// Returns this node's member of `shard`'s group.
+    pub fn raft(&self, shard: ShardId) -> &RaftNode {
+        &self.shard(shard).raft
+    }
+
+    /// Returns this node's member of the `meta` group.
+    pub fn meta(&self) -> &RaftNode {
+        &self.inner.meta
+    }
+
+    /// Returns every group this node runs, `meta` first.
+    pub fn groups(&self) -> impl Iterator<Item = &RaftNode> {
+        std::iter::once(&self.inner.meta).chain(self.inner.shards.iter().map(|s| &s.raft))
+    }
+
+    /// Returns the transport shared by this node's groups.
+    pub fn transport(&self) -> &Transport {
+        &self.inner.transport
+    }
+
+    /// Returns the cluster's members as the `meta` group knows them.
+    pub fn members(&self) -> Members {
+        self.inner.meta.members()
+    }
+
+    /// Returns once reads of `shard`'s local replica are linearizable: the shard's leader has
+    /// confirmed its leadership with a quorum and this replica has applied everything it had
+    /// committed (the leader's read index). On the leader this is one heartbeat round; on any
+    /// other node one gRPC round trip to the leader plus, rarely, a wait for apply.
+    pub async fn linearizable(&self, shard: ShardId) -> Result<()> {
+        let raft = self.raft(shard);
+        let deadline = Instant::now() + LEADER_DEADLINE;
+        let mut backoff = Backoff::new();
+        loop {
+            let why = if raft.is_leader() {
+                match raft.ensure_linearizable().await {
+                    Ok(()) => return Ok(()),
+                    Err(e) if e.forward_to().is_some() => "leadership moved".to_owned(),
+                    Err(RaftError::QuorumNotEnough(q)) => q.to_string(),
+                    Err(e) => return Err(e.into()),
+                }
+            } else if let Some((leader, addr)) = raft.leader() {
+                match forward::read_index(&self.inner.transport.peers, &addr, shard).await {
+                    Ok(forward::ReadIndex::Index(index)) => {
+                        let remaining = deadline.saturating_duration_since(Instant::now());
+                        return raft.wait_applied(index, remaining).await.map_err(Into::into);
+                    }
+                    Ok(forward::ReadIndex::NotLeader) => format!("node {leader} no longer leads"),
+                    Err(e) => e.to_string(),
+                }
+            } else {
+                "no leader elected".to_owned()
+            };
+            if Instant::now() >= deadline {
+                return Err(ClusterError::NoLeader { shard, why });
+            }
+            backoff.wait().await;
+        }
+    }
+
+    /// Returns whether every group this node runs knows a leader: the node can route reads and
+    /// writes for every namespace.
+    pub fn ready(&self) -> bool {
+        self.groups().all(|g| g.leader().is_some())
+    }
+
+    /// Stops every group and flushes the store.
+    pub async fn shutdown(&self) {
+        for shard in &self.inner.shards {
+            shard.raft.shutdown().await;
+        }
+        self.inner.meta.shutdown().await;
+    }
+}
+
+/// Exponential backoff between attempts to reach a leader: starts short, because the common
+/// case is a leader elected a moment ago, and caps low, because callers hold a request open.
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new() -> Self {
+        Backoff { next: Duration::from_millis(10) }
+    }
+
+    pub(crate) async fn wait(&mut self) {
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(Duration::from_millis(200));
+    }
+}

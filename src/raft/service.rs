@@ -1,0 +1,94 @@
+//! The server side of the Raft transport: the `RaftTransport` gRPC service.
+//!
+//! Owns [`GroupTable`], the node's running groups by id, and [`RaftTransportService`], which
+//! decodes each request, hands it to the named group's openraft node and encodes its answer,
+//! openraft errors included (the client returns them as `RemoteError`). A request for a group this
+//! node does not run is `NOT_FOUND`, which the client treats as unreachable: the group may be
+//! starting here, or this node may have left it. It may call openraft's RPC entry points; it must
+//! not call storage.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use gati_core::GroupId;
+use gati_proto::cluster::raft_transport_server::{RaftTransport, RaftTransportServer};
+use gati_proto::cluster::{RaftMessage, SnapshotChunk};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tonic::{Request, Response, Status};
+
+use super::network::MAX_MESSAGE_BYTES;
+use super::types::{GatiRaft, Raft};
+
+/// The node's running consensus groups; cheap to clone, clones share the table.
+#[derive(Clone, Default)]
+pub struct GroupTable {
+    groups: Arc<RwLock<HashMap<GroupId, Raft>>>,
+}
+
+impl GroupTable {
+    pub(super) fn insert(&self, group: GroupId, raft: Raft) {
+        self.groups.write().unwrap_or_else(PoisonError::into_inner).insert(group, raft);
+    }
+
+    pub(super) fn remove(&self, group: GroupId) {
+        self.groups.write().unwrap_or_else(PoisonError::into_inner).remove(&group);
+    }
+
+    fn get(&self, group: &str) -> Result<Raft, Status> {
+        let id: GroupId = group.parse().map_err(|e| Status::invalid_argument(format!("{e}")))?;
+        self.groups
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("this node does not run group {id}")))
+    }
+
+    /// Returns the gRPC service answering peers' Raft RPCs for every group in this table.
+    pub fn service(&self) -> RaftTransportServer<RaftTransportService> {
+        RaftTransportServer::new(RaftTransportService { table: self.clone() })
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+/// The `RaftTransport` gRPC service of one node.
+pub struct RaftTransportService {
+    table: GroupTable,
+}
+
+fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, Status> {
+    serde_json::from_slice(payload).map_err(|e| Status::invalid_argument(format!("undecodable raft request: {e}")))
+}
+
+fn reply<T: Serialize>(group: String, answer: &T) -> Result<Response<RaftMessage>, Status> {
+    let payload = serde_json::to_vec(answer).map_err(|e| Status::internal(format!("unencodable raft reply: {e}")))?;
+    Ok(Response::new(RaftMessage { group, payload }))
+}
+
+#[tonic::async_trait]
+impl RaftTransport for RaftTransportService {
+    async fn append_entries(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let RaftMessage { group, payload } = request.into_inner();
+        let raft = self.table.get(&group)?;
+        let rpc: AppendEntriesRequest<GatiRaft> = decode(&payload)?;
+        reply(group, &raft.append_entries(rpc).await)
+    }
+
+    async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let RaftMessage { group, payload } = request.into_inner();
+        let raft = self.table.get(&group)?;
+        let rpc: VoteRequest<u64> = decode(&payload)?;
+        reply(group, &raft.vote(rpc).await)
+    }
+
+    async fn install_snapshot(&self, request: Request<SnapshotChunk>) -> Result<Response<RaftMessage>, Status> {
+        let SnapshotChunk { group, request, data } = request.into_inner();
+        let raft = self.table.get(&group)?;
+        let mut rpc: InstallSnapshotRequest<GatiRaft> = decode(&request)?;
+        rpc.data = data;
+        reply(group, &raft.install_snapshot(rpc).await)
+    }
+}
