@@ -47,6 +47,7 @@ pub struct Node {
     meta: MetaStore,
     rpc: Option<RpcServer>,
     purger: tokio::task::JoinHandle<()>,
+    gauges: tokio::task::JoinHandle<()>,
     shutdown_grace: Duration,
 }
 
@@ -137,7 +138,9 @@ impl Node {
         let uploads = UploadDirectory::new(blobs.clone(), config.upload_idle());
         let purger = tokio::spawn(purge_expired_uploads(uploads.clone(), config.upload_expiry()));
         let registry = Registry::new(cluster.clone(), blobs, namespaces, uploads, config.manifest_cache_bytes);
+        let gauges = tokio::spawn(crate::cluster::status::publish_gauges(cluster.clone()));
         Ok(Node {
+            gauges,
             registry,
             cluster,
             meta,
@@ -189,6 +192,7 @@ impl Node {
     /// Stops consensus and the node-to-node server, and flushes the stores.
     pub async fn close(mut self) {
         self.purger.abort();
+        self.gauges.abort();
         self.cluster.shutdown().await;
         if let Some(rpc) = self.rpc.take() {
             rpc.stop().await;

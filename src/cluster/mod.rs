@@ -13,6 +13,7 @@
 
 pub mod error;
 pub mod forward;
+pub mod status;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! The HTTP surface (axum): the OCI distribution API under `/v2/`, and operations endpoints
-//! (`/healthz`, `/readyz`, `/metrics`).
+//! (`/healthz`, `/readyz`, `/metrics`, `/cluster/status`).
 //!
 //! Owns path parsing into a typed [`endpoint::Endpoint`], protocol headers and error bodies. Calls
 //! only the [`Registry`] facade; never Raft, sled or the blob store. The only layer that imports
@@ -50,6 +50,7 @@ pub fn router(registry: Registry, metrics: Option<PrometheusHandle>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
+        .route("/cluster/status", get(cluster_status))
         .fallback(|| async { OciError::not_found() })
         .layer(middleware::from_fn(observe))
         .with_state(HttpState { registry, metrics })
@@ -61,6 +62,10 @@ async fn readyz(State(state): State<HttpState>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
     }
+}
+
+async fn cluster_status(State(state): State<HttpState>) -> Response {
+    axum::Json(state.registry.cluster_status()).into_response()
 }
 
 async fn render_metrics(State(state): State<HttpState>) -> Response {

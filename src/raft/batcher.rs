@@ -7,7 +7,7 @@
 //! order, and the state machine applies an entry's commands in order and atomically
 //! (`gati_meta::StateMachine::apply`), so grouping is invisible to callers.
 
-use gati_core::{Applied, Command, Proposal};
+use gati_core::{Applied, Command, GroupId, Proposal};
 use openraft::BasicNode;
 use openraft::error::{ClientWriteError, Fatal, RaftError as OpenRaftError};
 use tokio::sync::{mpsc, oneshot};
@@ -35,9 +35,9 @@ pub(super) struct Batcher {
 
 impl Batcher {
     /// Starts the batching task; it ends when every handle is dropped.
-    pub(super) fn start(raft: Raft) -> Self {
+    pub(super) fn start(raft: Raft, group: GroupId) -> Self {
         let (queue, waiting) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(raft, waiting));
+        tokio::spawn(run(raft, group, waiting));
         Batcher { queue }
     }
 
@@ -53,13 +53,18 @@ impl Batcher {
     }
 }
 
-async fn run(raft: Raft, mut waiting: mpsc::Receiver<Waiting>) {
+async fn run(raft: Raft, group: GroupId, mut waiting: mpsc::Receiver<Waiting>) {
     let mut batch = Vec::with_capacity(MAX_COMMANDS_PER_ENTRY);
+    let entry_commands = metrics::histogram!("gati_raft_commands_per_entry", "group" => group.name());
+    let commit_seconds = metrics::histogram!("gati_raft_proposal_seconds", "group" => group.name());
     while waiting.recv_many(&mut batch, MAX_COMMANDS_PER_ENTRY).await > 0 {
         let (commands, replies): (Vec<Command>, Vec<_>) = batch.drain(..).map(|w| (w.command, w.reply)).unzip();
         let count = commands.len();
-        metrics::histogram!("gati_raft_commands_per_entry").record(count as f64);
-        match raft.client_write(Proposal { commands }).await {
+        entry_commands.record(count as f64);
+        let started = std::time::Instant::now();
+        let written = raft.client_write(Proposal { commands }).await;
+        commit_seconds.record(started.elapsed().as_secs_f64());
+        match written {
             Ok(response) => {
                 let outcomes = response.data.outcomes;
                 debug_assert_eq!(outcomes.len(), count, "one outcome per command");

@@ -162,7 +162,7 @@ impl RaftNode {
         .await?;
         transport.table.insert(group, raft.clone());
         let adapters_gone = Arc::new(tokio::sync::Mutex::new(adapters_gone));
-        let batcher = Batcher::start(raft.clone());
+        let batcher = Batcher::start(raft.clone(), group);
         let node =
             RaftNode { raft, batcher, group, node_id: node_id.0, log, table: transport.table.clone(), adapters_gone };
         if let Err(error) = node.bootstrap(bootstrap).await {

@@ -97,6 +97,11 @@ impl Registry {
         Ok(Page { items: merged, more })
     }
 
+    /// Returns the status of this node's consensus groups.
+    pub fn cluster_status(&self) -> crate::cluster::status::NodeStatus {
+        self.inner.cluster.status()
+    }
+
     /// Returns whether the node can serve reads and writes: every consensus group knows a leader.
     pub async fn ready(&self) -> bool {
         self.inner.cluster.ready()

@@ -1,0 +1,105 @@
+//! What this node knows about each of its consensus groups: for `GET /cluster/status`,
+//! `gati-registry cluster status` and the per-group Prometheus gauges.
+//!
+//! Owns [`GroupStatus`] / [`NodeStatus`] (the JSON shape, stable for scripts) and the task that
+//! publishes the gauges. Reads openraft metrics only; changes nothing.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Cluster;
+use crate::raft::RaftNode;
+
+/// One group as seen from this node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupStatus {
+    /// The group's name (`meta`, `shard-0007`).
+    pub group: String,
+    /// This node's role: `leader`, `follower`, `candidate` or `learner`.
+    pub role: String,
+    /// The leader this node knows of.
+    pub leader: Option<u64>,
+    /// The current term.
+    pub term: u64,
+    /// The index of this node's last log entry.
+    pub last_log_index: u64,
+    /// The index of the last entry applied to this node's state machine (committed entries are
+    /// applied as they commit, so on the leader this is the commit point).
+    pub applied_index: u64,
+    /// The index the latest snapshot covers.
+    pub snapshot_index: u64,
+    /// Voting members.
+    pub voters: Vec<u64>,
+    /// Non-voting members.
+    pub learners: Vec<u64>,
+    /// On the leader: how many entries the furthest-behind member lags (0 when all caught up).
+    pub replication_lag: Option<u64>,
+}
+
+/// Every group of one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The node answering.
+    pub node_id: u64,
+    /// Its groups, `meta` first, then shards in order.
+    pub groups: Vec<GroupStatus>,
+}
+
+fn group_status(raft: &RaftNode) -> GroupStatus {
+    let m = raft.metrics();
+    let members = raft.members();
+    let is_learner = members.learners.contains_key(&raft.node_id());
+    let role = match m.state {
+        openraft::ServerState::Leader => "leader",
+        openraft::ServerState::Candidate => "candidate",
+        _ if is_learner => "learner",
+        _ => "follower",
+    };
+    let last_log_index = m.last_log_index.unwrap_or(0);
+    let replication_lag = m.replication.as_ref().map(|replication| {
+        replication
+            .values()
+            .map(|matched| last_log_index.saturating_sub(matched.map_or(0, |id| id.index)))
+            .max()
+            .unwrap_or(0)
+    });
+    GroupStatus {
+        group: raft.group().name(),
+        role: role.to_owned(),
+        leader: m.current_leader,
+        term: m.current_term,
+        last_log_index,
+        applied_index: m.last_applied.map_or(0, |id| id.index),
+        snapshot_index: m.snapshot.map_or(0, |id| id.index),
+        voters: members.voters.keys().map(|n| n.0).collect(),
+        learners: members.learners.keys().map(|n| n.0).collect(),
+        replication_lag,
+    }
+}
+
+impl Cluster {
+    /// Returns the status of every group this node runs.
+    pub fn status(&self) -> NodeStatus {
+        NodeStatus { node_id: self.node_id().0, groups: self.groups().map(group_status).collect() }
+    }
+}
+
+/// Publishes each group's status as Prometheus gauges once a second, until the node stops.
+pub async fn publish_gauges(cluster: Cluster) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        for status in cluster.status().groups {
+            let group = status.group;
+            let leads = status.role == "leader";
+            metrics::gauge!("gati_raft_is_leader", "group" => group.clone()).set(if leads { 1.0 } else { 0.0 });
+            metrics::gauge!("gati_raft_leader", "group" => group.clone()).set(status.leader.map_or(0.0, |l| l as f64));
+            metrics::gauge!("gati_raft_term", "group" => group.clone()).set(status.term as f64);
+            metrics::gauge!("gati_raft_last_log_index", "group" => group.clone()).set(status.last_log_index as f64);
+            metrics::gauge!("gati_raft_applied_index", "group" => group.clone()).set(status.applied_index as f64);
+            metrics::gauge!("gati_raft_replication_lag", "group" => group)
+                .set(status.replication_lag.map_or(0.0, |l| l as f64));
+        }
+    }
+}
