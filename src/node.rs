@@ -135,7 +135,7 @@ impl Node {
         };
         let namespaces = NamespaceDirectory::new(cluster.clone(), config.namespace_idle());
         forwarding.attach(cluster.clone(), namespaces.clone());
-        let uploads = UploadDirectory::new(blobs.clone(), config.upload_idle());
+        let uploads = UploadDirectory::new(blobs.clone(), config.upload_idle(), config.cluster.is_some());
         let purger = tokio::spawn(purge_expired_uploads(uploads.clone(), config.upload_expiry()));
         let registry = Registry::new(cluster.clone(), blobs, namespaces, uploads, config.manifest_cache_bytes);
         let gauges = tokio::spawn(crate::cluster::status::publish_gauges(cluster.clone()));

@@ -34,7 +34,7 @@ async fn eventually(what: &str, condition: impl Fn() -> bool) {
 async fn an_idle_upload_session_parks_and_resumes_from_disk() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(dir.path()).await.unwrap());
-    let uploads = UploadDirectory::new(store.clone(), IDLE);
+    let uploads = UploadDirectory::new(store.clone(), IDLE, false);
     let repo: RepoName = "a/b".parse().unwrap();
     let id = uploads.begin(&repo).await.unwrap();
     assert_eq!(uploads.append(&repo, &id, Some(0), body(b"hello")).await.unwrap(), 5);
@@ -55,12 +55,38 @@ async fn an_idle_upload_session_parks_and_resumes_from_disk() {
 async fn an_upload_session_belongs_to_its_repository() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(dir.path()).await.unwrap());
-    let uploads = UploadDirectory::new(store, IDLE);
+    let uploads = UploadDirectory::new(store, IDLE, false);
     let id = uploads.begin(&"a".parse().unwrap()).await.unwrap();
     let other: RepoName = "b".parse().unwrap();
     assert!(uploads.append(&other, &id, None, body(b"x")).await.is_err());
     eventually("the session parks", || uploads.live_sessions() == 0).await;
     assert!(uploads.status(&other, &id).await.is_err(), "nor after a resume");
+}
+
+/// Two nodes sharing one blob store: a chunked upload hops between them request by request, and
+/// is finished on the node it did not start on, with the digest carried across.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_begun_on_one_node_continues_and_finishes_on_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_a: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(dir.path()).await.unwrap());
+    let store_b: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(dir.path()).await.unwrap());
+    let (a, b) =
+        (UploadDirectory::new(store_a, IDLE * 50, true), UploadDirectory::new(store_b.clone(), IDLE * 50, true));
+    let repo: RepoName = "a/b".parse().unwrap();
+    let id = a.begin(&repo).await.unwrap();
+    assert_eq!(b.append(&repo, &id, Some(0), body(b"one ")).await.unwrap(), 4);
+    assert_eq!(a.append(&repo, &id, Some(4), body(b"two ")).await.unwrap(), 8);
+    assert_eq!(b.status(&repo, &id).await.unwrap(), 8, "b sees what a acknowledged");
+    let err = b.append(&repo, &id, Some(4), body(b"again")).await.unwrap_err();
+    assert!(matches!(err, crate::actors::ActorError::ChunkOutOfOrder { offset: 8, .. }), "{err:?}");
+    assert_eq!(b.append(&repo, &id, Some(8), body(b"three")).await.unwrap(), 13);
+    let digest = digest_of(DigestAlgorithm::Sha256, b"one two three");
+    assert_eq!(a.finish(&repo, &id, None, None, digest.clone()).await.unwrap(), 13);
+    assert_eq!(store_b.stat(&digest).await.unwrap(), Some(13));
+    assert!(b.status(&repo, &id).await.is_err(), "the finished session is gone on every node");
+    let other: RepoName = "other/repo".parse().unwrap();
+    let id = b.begin(&repo).await.unwrap();
+    assert!(a.append(&other, &id, None, body(b"x")).await.is_err(), "a session is only used in its repository");
 }
 
 #[tokio::test]
@@ -85,7 +111,7 @@ async fn an_idle_namespace_actor_stops_and_is_restarted_on_demand() {
 async fn expired_parked_sessions_are_purged_and_live_ones_kept() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(dir.path()).await.unwrap());
-    let uploads = UploadDirectory::new(store.clone(), IDLE);
+    let uploads = UploadDirectory::new(store.clone(), IDLE, false);
     let repo: RepoName = "a".parse().unwrap();
     let parked = uploads.begin(&repo).await.unwrap();
     uploads.append(&repo, &parked, None, body(b"abandoned")).await.unwrap();

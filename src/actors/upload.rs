@@ -5,6 +5,12 @@
 //! gives natural backpressure (the body is read only as fast as the writer accepts it) and keeps
 //! bytes out of the unbounded ractor mailbox. Sessions stop after an idle period and are resumed
 //! from the blob store on demand, which is also how uploads survive a server restart.
+//!
+//! In a cluster, consecutive requests of one upload may arrive at different nodes (behind a load
+//! balancer, or after a node died). There the actor releases its writer, and with it the store's
+//! ownership of the session, at the end of every request, and takes it back from the store at the
+//! start of the next: the session's state lives in the shared store, never only in one node's
+//! memory, so any node can continue it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,7 +39,7 @@ pub enum UploadSessionMsg {
     /// Replies with the number of bytes the session holds.
     Status {
         /// Receives the offset.
-        reply: RpcReplyPort<u64>,
+        reply: RpcReplyPort<Result<u64>>,
     },
     /// Appends an optional last chunk, verifies against `expected` and commits the blob; the
     /// session ends whatever the outcome. Replies with the blob size.
@@ -65,18 +71,67 @@ pub struct UploadSessionArgs {
     writer: Box<dyn UploadWriter>,
     blobs: Arc<dyn BlobStore>,
     idle_timeout: Duration,
+    release_writer: bool,
     live: LiveSessions,
 }
 
 /// State of an [`UploadSessionActor`].
 pub struct UploadSessionState {
     id: UploadId,
-    /// `None` once the session is finished or cancelled.
+    /// `None` between requests when writers are released, and once the session has ended.
     writer: Option<Box<dyn UploadWriter>>,
+    /// Whether the session was finished or cancelled: it cannot be resumed any more.
+    ended: bool,
     blobs: Arc<dyn BlobStore>,
     idle_timeout: Duration,
+    /// Whether the writer is released at the end of every request (cluster mode).
+    release_writer: bool,
     last_used: Instant,
     live: LiveSessions,
+}
+
+/// How long a request waits for a session's writer that another node (or a writer of this node
+/// still flushing) holds; a client sending one request at a time never waits this long.
+const TAKE_OVER_WAIT: Duration = Duration::from_secs(5);
+
+impl UploadSessionState {
+    /// Returns the session's writer, taking the session back from the store if it was released.
+    async fn writer(&mut self) -> Result<&mut Box<dyn UploadWriter>> {
+        if self.writer.is_none() {
+            if self.ended {
+                return Err(ActorError::UploadUnknown(self.id.clone()));
+            }
+            let writer = resume(self.blobs.as_ref(), &self.id).await?;
+            self.writer = Some(writer.1);
+        }
+        self.writer.as_mut().ok_or_else(|| ActorError::UploadUnknown(self.id.clone()))
+    }
+
+    /// Ends a request: in cluster mode, hands the session back to the store.
+    fn request_done(&mut self) {
+        if self.release_writer {
+            self.writer = None;
+        }
+    }
+}
+
+/// Takes a session over from the store, waiting while its previous writer (on this node or
+/// another) lets go of it.
+async fn resume(blobs: &dyn BlobStore, id: &UploadId) -> Result<(gati_blob::UploadInfo, Box<dyn UploadWriter>)> {
+    let deadline = Instant::now() + TAKE_OVER_WAIT;
+    loop {
+        match blobs.resume_upload(id).await {
+            Ok(Some(resumed)) => return Ok(resumed),
+            Ok(None) => return Err(ActorError::UploadUnknown(id.clone())),
+            Err(e) if e.kind() == BlobErrorKind::UploadBusy && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) if e.kind() == BlobErrorKind::UploadBusy => {
+                return Err(ActorError::Unavailable(format!("upload {id} is busy elsewhere")));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 async fn append(writer: &mut dyn UploadWriter, start: Option<u64>, mut body: ByteStream) -> Result<u64> {
@@ -110,8 +165,10 @@ impl Actor for UploadSessionActor {
         Ok(UploadSessionState {
             id: args.id,
             writer: Some(args.writer),
+            ended: false,
             blobs: args.blobs,
             idle_timeout: args.idle_timeout,
+            release_writer: args.release_writer,
             last_used: Instant::now(),
             live: args.live,
         })
@@ -133,9 +190,9 @@ impl Actor for UploadSessionActor {
         }
         match msg {
             UploadSessionMsg::Append { start, body, reply } => {
-                let outcome = match state.writer.as_mut() {
-                    Some(writer) => append(writer.as_mut(), start, body).await,
-                    None => Err(ActorError::UploadUnknown(state.id.clone())),
+                let outcome = match state.writer().await {
+                    Ok(writer) => append(writer.as_mut(), start, body).await,
+                    Err(e) => Err(e),
                 };
                 if let Err(ActorError::Blob(e)) = &outcome {
                     // A failed writer is poisoned; drop it so the next request resumes from disk.
@@ -143,13 +200,31 @@ impl Actor for UploadSessionActor {
                     state.writer = None;
                     myself.stop(None);
                 }
+                state.request_done();
                 let _ = reply.send(outcome);
             }
             UploadSessionMsg::Status { reply } => {
-                let _ = reply.send(state.writer.as_ref().map_or(0, |w| w.offset()));
+                let offset = match &state.writer {
+                    Some(writer) => Ok(writer.offset()),
+                    // Released: the store's record holds every acknowledged byte.
+                    None => match state.blobs.upload_info(&state.id).await {
+                        Ok(Some(info)) => Ok(info.offset),
+                        Ok(None) => Err(ActorError::UploadUnknown(state.id.clone())),
+                        Err(e) => Err(e.into()),
+                    },
+                };
+                let _ = reply.send(offset);
             }
             UploadSessionMsg::Finish { body, start, expected, reply } => {
-                let outcome = match state.writer.take() {
+                let taken = match state.writer().await {
+                    Ok(_) => state.writer.take(),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return Ok(());
+                    }
+                };
+                state.ended = true;
+                let outcome = match taken {
                     None => Err(ActorError::UploadUnknown(state.id.clone())),
                     Some(mut writer) => {
                         let appended = match body {
@@ -164,6 +239,8 @@ impl Actor for UploadSessionActor {
                             Err(e) => {
                                 // Keep the session resumable: the client may retry the last chunk.
                                 state.writer = Some(writer);
+                                state.ended = false;
+                                state.request_done();
                                 let _ = reply.send(Err(e));
                                 return Ok(());
                             }
@@ -175,6 +252,7 @@ impl Actor for UploadSessionActor {
             }
             UploadSessionMsg::Cancel { reply } => {
                 state.writer = None;
+                state.ended = true;
                 let _ = reply.send(state.blobs.abort_upload(&state.id).await.map_err(ActorError::from));
                 myself.stop(None);
             }
@@ -220,12 +298,15 @@ pub struct UploadDirectory {
     blobs: Arc<dyn BlobStore>,
     live: LiveSessions,
     idle_timeout: Duration,
+    release_writers: bool,
 }
 
 impl UploadDirectory {
     /// Creates a directory over a blob store; sessions park after `idle_timeout` without requests.
-    pub fn new(blobs: Arc<dyn BlobStore>, idle_timeout: Duration) -> Self {
-        UploadDirectory { blobs, live: LiveSessions::default(), idle_timeout }
+    /// With `release_writers` (a cluster sharing its blob store), a session is handed back to the
+    /// store after every request, so the next one can be served by any node.
+    pub fn new(blobs: Arc<dyn BlobStore>, idle_timeout: Duration, release_writers: bool) -> Self {
+        UploadDirectory { blobs, live: LiveSessions::default(), idle_timeout, release_writers }
     }
 
     async fn spawn(
@@ -239,6 +320,7 @@ impl UploadDirectory {
             writer,
             blobs: self.blobs.clone(),
             idle_timeout: self.idle_timeout,
+            release_writer: self.release_writers,
             live: self.live.clone(),
         };
         let (actor, _) =
@@ -281,35 +363,29 @@ impl UploadDirectory {
     pub async fn begin(&self, repo: &RepoName) -> Result<UploadId> {
         let id = UploadId::from_random(rand::random());
         let writer = self.blobs.begin_upload(&id, repo).await?;
+        if self.release_writers {
+            // The next request may go to any node: leave the session with the store.
+            drop(writer);
+            return Ok(id);
+        }
         self.spawn(id.clone(), repo.clone(), writer).await?;
         Ok(id)
     }
 
     /// Returns the actor of a session of `repo`, resuming a parked session from the blob store.
     async fn session(&self, repo: &RepoName, id: &UploadId) -> Result<ActorRef<UploadSessionMsg>> {
-        // A parked actor may still be dropping its writer; the store reports that as busy.
-        for _ in 0..100 {
-            if let Some(live) = self.live.get(id) {
-                if &live.repo != repo {
-                    return Err(ActorError::UploadUnknown(id.clone()));
-                }
-                return Ok(live.actor);
+        if let Some(live) = self.live.get(id) {
+            if &live.repo != repo {
+                return Err(ActorError::UploadUnknown(id.clone()));
             }
-            match self.blobs.resume_upload(id).await {
-                Ok(None) => return Err(ActorError::UploadUnknown(id.clone())),
-                Ok(Some((info, writer))) => {
-                    if &info.repo != repo {
-                        return Err(ActorError::UploadUnknown(id.clone()));
-                    }
-                    return self.spawn(id.clone(), info.repo, writer).await;
-                }
-                Err(e) if e.kind() == BlobErrorKind::UploadBusy => {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
+            return Ok(live.actor);
         }
-        Err(ActorError::Unavailable(format!("upload {id} stayed busy")))
+        // A parked actor may still be dropping its writer; `resume` waits for it to let go.
+        let (info, writer) = resume(self.blobs.as_ref(), id).await?;
+        if &info.repo != repo {
+            return Err(ActorError::UploadUnknown(id.clone()));
+        }
+        self.spawn(id.clone(), info.repo, writer).await
     }
 
     /// Appends a chunk to a session; returns the new offset.
@@ -321,7 +397,7 @@ impl UploadDirectory {
     /// Returns how many bytes a session holds.
     pub async fn status(&self, repo: &RepoName, id: &UploadId) -> Result<u64> {
         let actor = self.session(repo, id).await?;
-        call(&actor, |reply| UploadSessionMsg::Status { reply }).await
+        call(&actor, |reply| UploadSessionMsg::Status { reply }).await?
     }
 
     /// Appends an optional last chunk, verifies and commits the blob; returns its size.

@@ -112,6 +112,9 @@ pub struct Registry {
     aux: tempfile::TempDir,
     child: Option<Child>,
     starts: u32,
+    /// A configuration file passed with `--config` (cluster nodes); flags still set the listen
+    /// address and data dir.
+    config: Option<PathBuf>,
 }
 
 /// Upper bound for a server to become ready (debug builds on a loaded 2-CPU CI machine).
@@ -127,9 +130,31 @@ impl Registry {
             aux: tempfile::tempdir().expect("tempdir"),
             child: None,
             starts: 0,
+            config: None,
         };
         reg.spawn();
         reg
+    }
+
+    /// Starts a gati node on `port` with `config` and returns without waiting until it is ready
+    /// (a cluster member is ready only once its peers run too): call [`Registry::wait_ready`].
+    pub fn launch_configured(port: u16, data_dir: &Path, config: &Path) -> Registry {
+        let mut reg = Registry {
+            kind: Kind::Gati,
+            port,
+            data_dir: data_dir.to_path_buf(),
+            aux: tempfile::tempdir().expect("tempdir"),
+            child: None,
+            starts: 0,
+            config: Some(config.to_path_buf()),
+        };
+        reg.launch();
+        reg
+    }
+
+    /// Whether the process is running (it has not been killed or exited).
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
     /// `127.0.0.1:PORT`
@@ -159,6 +184,9 @@ impl Registry {
                     .unwrap_or_else(|_| env!("CARGO_BIN_EXE_gati-registry").to_string());
                 let mut cmd = Command::new(bin);
                 cmd.arg("serve").arg("--listen").arg(self.addr()).arg("--data-dir").arg(&self.data_dir);
+                if let Some(config) = &self.config {
+                    cmd.arg("--config").arg(config);
+                }
                 cmd
             }
             Kind::Distribution => {
@@ -179,6 +207,11 @@ impl Registry {
     }
 
     fn spawn(&mut self) {
+        self.launch();
+        self.wait_ready();
+    }
+
+    fn launch(&mut self) {
         assert!(self.child.is_none(), "server already running");
         std::fs::create_dir_all(&self.data_dir).expect("create data dir");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("open server log");
@@ -191,12 +224,11 @@ impl Registry {
         }
         let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {:?} server: {e}", self.kind));
         self.child = Some(child);
-        self.wait_ready();
     }
 
     /// Polls until the server answers: gati `/healthz` then `/readyz` with 200, distribution `/v2/`
     /// with 200. Bounded by [`READY_TIMEOUT`]; panics with the server log if it exits or times out.
-    fn wait_ready(&mut self) {
+    pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + READY_TIMEOUT;
         let paths: &[&str] = match self.kind {
             Kind::Gati => &["/healthz", "/readyz", "/v2/"],
@@ -258,6 +290,16 @@ impl Registry {
             );
             pause(Duration::from_millis(20));
         }
+    }
+
+    /// Starts the server again on the same port and data dir without waiting for it to be ready.
+    pub fn relaunch(&mut self) {
+        self.kill9();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpListener::bind(("127.0.0.1", self.port)).is_err() && Instant::now() < deadline {
+            pause(Duration::from_millis(50));
+        }
+        self.launch();
     }
 
     /// Starts the server again on the same port and data dir (after [`Registry::kill9`]).
@@ -692,5 +734,68 @@ pub mod oci {
             m["annotations"] = a;
         }
         serde_json::to_vec(&m).expect("serialize manifest")
+    }
+}
+
+/// A cluster of real `gati-registry` processes on loopback, sharing one blob directory.
+pub mod cluster {
+    use super::*;
+
+    /// N founding nodes with free HTTP and gRPC ports, their configs and data in a temporary dir.
+    pub struct TestCluster {
+        pub nodes: Vec<Registry>,
+        pub dir: tempfile::TempDir,
+    }
+
+    impl TestCluster {
+        /// Writes the configs, launches every node, and waits until each one is ready (every
+        /// consensus group it runs has a leader).
+        pub fn start(n: usize, shards: u16) -> TestCluster {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let rpc_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+            let members = rpc_ports
+                .iter()
+                .enumerate()
+                .map(|(i, p)| format!("{{ id = {}, rpc = \"127.0.0.1:{p}\" }}", i + 1))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let blobs = dir.path().join("blobs");
+            let mut nodes = Vec::with_capacity(n);
+            for (i, rpc) in rpc_ports.iter().enumerate() {
+                let config = dir.path().join(format!("node{}.toml", i + 1));
+                let text = format!(
+                    "node_id = {}\nshards = {shards}\nupload_idle_secs = 2\n[log]\nlevel = \"info,openraft=error\"\n\
+                     [blobs]\npath = \"{}\"\n[cluster]\nrpc_listen = \"127.0.0.1:{rpc}\"\nmembers = [{members}]\n",
+                    i + 1,
+                    blobs.display()
+                );
+                std::fs::write(&config, text).expect("write node config");
+                let data = dir.path().join(format!("node{}", i + 1));
+                nodes.push(Registry::launch_configured(free_port(), &data, &config));
+            }
+            for node in &mut nodes {
+                node.wait_ready();
+            }
+            TestCluster { nodes, dir }
+        }
+
+        /// `127.0.0.1:PORT` of node `i` (0-based).
+        pub fn addr(&self, i: usize) -> String {
+            self.nodes[i].addr()
+        }
+
+        /// Node `i`'s view of its consensus groups (`GET /cluster/status`).
+        pub fn status(&self, i: usize) -> serde_json::Value {
+            let r = http::must(&self.addr(i), "GET", "/cluster/status", &[], &[]);
+            assert_eq!(r.status, 200, "cluster status: {}", r.text());
+            r.json()
+        }
+
+        /// The node id (1-based) that node `i` believes leads `group`.
+        pub fn leader_of(&self, i: usize, group: &str) -> Option<u64> {
+            let status = self.status(i);
+            let groups = status["groups"].as_array().expect("groups");
+            groups.iter().find(|g| g["group"] == group).and_then(|g| g["leader"].as_u64())
+        }
     }
 }

@@ -1,0 +1,238 @@
+//! Multi-process cluster tests: real `gati-registry` nodes on loopback, each with its own data
+//! directory, sharing one blob directory, talking Raft and forwarding over gRPC.
+//!
+//! What they show: any node serves any request (writes are forwarded to the shard leader, reads
+//! come from the local replica after a read-index round); a conditional tag update raced from two
+//! nodes has exactly one winner; killing a shard leader with SIGKILL loses no acknowledged push and
+//! writes resume on their own; a restarted node catches up; an upload hops between nodes.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::cluster::TestCluster;
+use common::oci::{self, MT_MANIFEST};
+use common::{Rng, digest_of, http, pause};
+
+const SHARDS: u16 = 4;
+const MT_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const MT_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+
+/// The shard group holding `namespace`, computed independently of the server: FNV-1a 64 of the
+/// namespace modulo the shard count, as documented.
+fn group_of(namespace: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in namespace.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("shard-{:04}", hash % u64::from(SHARDS))
+}
+
+/// Pushes a fresh config, an optional layer and a manifest tagged `tag` through `addr`.
+/// Returns the manifest bytes, or the first failing response's status.
+fn try_push_image(addr: &str, repo: &str, tag: &str, layer: &[u8], rng: &mut Rng) -> Result<Vec<u8>, String> {
+    let config = format!("{{\"nonce\":{}}}", rng.next_u64()).into_bytes();
+    for blob in [config.as_slice(), layer] {
+        match oci::try_push_blob(addr, repo, blob) {
+            Ok(r) if r.status == 201 => {}
+            Ok(r) => return Err(format!("blob push: HTTP {} {}", r.status, r.text())),
+            Err(e) => return Err(format!("blob push: {e}")),
+        }
+    }
+    let manifest = oci::image_manifest((MT_CONFIG, &config), &[(MT_LAYER, layer)], None, None, None);
+    match oci::try_put_manifest(addr, repo, tag, MT_MANIFEST, &manifest) {
+        Ok(r) if r.status == 201 => Ok(manifest),
+        Ok(r) => Err(format!("manifest put: HTTP {} {}", r.status, r.text())),
+        Err(e) => Err(format!("manifest put: {e}")),
+    }
+}
+
+/// Asserts that node `addr` serves `repo:tag` as exactly `manifest`, by tag and by digest.
+fn assert_serves(addr: &str, repo: &str, tag: &str, manifest: &[u8]) {
+    let by_tag = oci::get_manifest(addr, repo, tag).expect("GET manifest by tag");
+    assert_eq!(by_tag.status, 200, "{addr} {repo}:{tag}: {}", by_tag.text());
+    assert_eq!(by_tag.body, manifest, "{addr} {repo}:{tag} serves other bytes");
+    let digest = digest_of(manifest);
+    let by_digest = oci::get_manifest(addr, repo, &digest).expect("GET manifest by digest");
+    assert_eq!(by_digest.status, 200, "{addr} {repo}@{digest}: {}", by_digest.text());
+    assert_eq!(by_digest.body, manifest);
+}
+
+#[test]
+fn writes_through_one_node_are_read_through_every_other() {
+    let cluster = TestCluster::start(3, SHARDS);
+    let mut rng = Rng::new();
+    let layer = rng.bytes(300_000);
+    let manifest = try_push_image(&cluster.addr(0), "library/app", "v1", &layer, &mut rng).expect("push via A");
+    let other = try_push_image(&cluster.addr(2), "users/kim/tool", "latest", b"tool", &mut rng).expect("push via C");
+    for i in 0..3 {
+        let addr = cluster.addr(i);
+        assert_serves(&addr, "library/app", "v1", &manifest);
+        assert_serves(&addr, "users/kim/tool", "latest", &other);
+        let blob = oci::get_blob(&addr, "library/app", &digest_of(&layer)).expect("GET blob");
+        assert_eq!(blob.status, 200);
+        assert!(blob.body == layer, "node {i} serves other layer bytes");
+        let tags = http::must(&addr, "GET", "/v2/library/app/tags/list", &[], &[]).json();
+        assert_eq!(tags["tags"], serde_json::json!(["v1"]));
+        let catalog = http::must(&addr, "GET", "/v2/_catalog", &[], &[]).json();
+        assert_eq!(catalog["repositories"], serde_json::json!(["library/app", "users/kim/tool"]), "node {i}");
+    }
+    // Every group has one leader that all nodes agree on, and three voters.
+    let views: Vec<serde_json::Value> = (0..3).map(|i| cluster.status(i)).collect();
+    for g in 0..=usize::from(SHARDS) {
+        let leaders: Vec<_> = views.iter().map(|v| v["groups"][g]["leader"].clone()).collect();
+        assert!(leaders.iter().all(|l| l == &leaders[0] && l.is_u64()), "group {g}: leaders {leaders:?}");
+        assert_eq!(views[0]["groups"][g]["voters"], serde_json::json!([1, 2, 3]));
+    }
+}
+
+#[test]
+fn a_conditional_tag_update_raced_from_two_nodes_has_one_winner() {
+    let cluster = TestCluster::start(3, SHARDS);
+    let mut rng = Rng::new();
+    let repo = "orgs/acme/race";
+    for round in 0..5 {
+        let tag = format!("t{round}");
+        let base = try_push_image(&cluster.addr(0), repo, &tag, b"base", &mut rng).expect("base push");
+        let base_digest = digest_of(&base);
+        // Two candidate manifests, pushed by digest first so that only the tag update races.
+        let candidates: Vec<Vec<u8>> = (0..2)
+            .map(|_| {
+                let m = try_push_image(&cluster.addr(0), repo, &format!("c{}", rng.next_u64()), b"c", &mut rng);
+                m.expect("candidate push")
+            })
+            .collect();
+        let racers: Vec<_> = candidates
+            .iter()
+            .enumerate()
+            .map(|(i, manifest)| {
+                let (addr, manifest, tag, base) =
+                    (cluster.addr(i + 1), manifest.clone(), tag.clone(), base_digest.clone());
+                std::thread::spawn(move || {
+                    let path = format!("/v2/{repo}/manifests/{tag}");
+                    let etag = format!("\"{base}\"");
+                    let headers = [("Content-Type", MT_MANIFEST), ("If-Match", etag.as_str())];
+                    http::request(&addr, "PUT", &path, &headers, &manifest).expect("conditional PUT").status
+                })
+            })
+            .collect();
+        let statuses: Vec<u16> = racers.into_iter().map(|t| t.join().expect("racer thread")).collect();
+        let mut sorted = statuses.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, [201, 412], "round {round}: exactly one winner, got {statuses:?}");
+        let winner = &candidates[statuses.iter().position(|s| *s == 201).expect("a winner")];
+        for i in 0..3 {
+            assert_serves(&cluster.addr(i), repo, &tag, winner);
+        }
+    }
+}
+
+/// An acknowledged push: its tag, its manifest bytes, and when the acknowledgement arrived.
+type Acked = (String, Vec<u8>, Instant);
+
+#[test]
+fn killing_a_shard_leader_loses_no_acknowledged_push_and_the_node_catches_up() {
+    let mut cluster = TestCluster::start(3, SHARDS);
+    let repo = "library/failover";
+    let group = group_of("library");
+    let leader = cluster.leader_of(0, &group).expect("the shard has a leader") as usize - 1;
+    let writer_node = (leader + 1) % 3;
+    let survivor = (leader + 2) % 3;
+
+    // One writer pushes tagged images through a node that does not lead the shard, so every
+    // write is forwarded; bounded in count and time.
+    let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
+    let failed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (addr, acked, failed, stop) = (cluster.addr(writer_node), acked.clone(), failed.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut rng = Rng::new();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            for n in 0..400 {
+                if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+                    break;
+                }
+                let tag = format!("p{n}");
+                match try_push_image(&addr, repo, &tag, &rng.bytes(1000), &mut rng) {
+                    Ok(manifest) => acked.lock().expect("acked").push((tag, manifest, Instant::now())),
+                    // Indeterminate or refused: may or may not have been applied.
+                    Err(_) => failed.lock().expect("failed").push(tag),
+                }
+            }
+        })
+    };
+    let wait_for = |count: usize, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(45);
+        while acked.lock().expect("acked").len() < count {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            pause(Duration::from_millis(20));
+        }
+    };
+    wait_for(10, "pushes before the kill");
+    cluster.nodes[leader].kill9();
+    let killed_at = Instant::now();
+    let before_kill = acked.lock().expect("acked").len();
+    wait_for(before_kill + 10, "pushes after the kill");
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer thread");
+
+    let acked = acked.lock().expect("acked").clone();
+    let resumed = acked.iter().find(|(_, _, at)| *at > killed_at).map(|(_, _, at)| at.duration_since(killed_at));
+    eprintln!(
+        "{} pushes acknowledged ({before_kill} before the kill), {} failed; first acknowledged write {resumed:?} \
+         after the kill",
+        acked.len(),
+        failed.lock().expect("failed").len()
+    );
+    for node in [writer_node, survivor] {
+        for (tag, manifest, _) in &acked {
+            assert_serves(&cluster.addr(node), repo, tag, manifest);
+        }
+    }
+    // The killed node comes back and catches up from its peers.
+    cluster.nodes[leader].relaunch();
+    cluster.nodes[leader].wait_ready();
+    for (tag, manifest, _) in &acked {
+        assert_serves(&cluster.addr(leader), repo, tag, manifest);
+    }
+    // Nothing appears that was never attempted: every tag is acknowledged or an unanswered attempt.
+    let failed = failed.lock().expect("failed").clone();
+    let tags = http::must(&cluster.addr(leader), "GET", &format!("/v2/{repo}/tags/list?n=1000"), &[], &[]).json();
+    for tag in tags["tags"].as_array().expect("tags") {
+        let tag = tag.as_str().expect("tag");
+        assert!(acked.iter().any(|(t, _, _)| t == tag) || failed.iter().any(|t| t == tag), "unexpected tag {tag}");
+    }
+}
+
+#[test]
+fn a_chunked_upload_started_on_one_node_is_finished_through_another() {
+    let cluster = TestCluster::start(3, SHARDS);
+    let mut rng = Rng::new();
+    let data = rng.bytes(3 * 1024 * 1024 + 17);
+    let repo = "users/ana/big";
+    let location = oci::start_upload(&cluster.addr(0), repo).expect("POST").expect("202");
+    let cut = [0, 1024 * 1024, 2 * 1024 * 1024 + 5, data.len()];
+    for (hop, range) in cut.windows(2).enumerate() {
+        let (start, end) = (range[0], range[1]);
+        let content_range = format!("{start}-{}", end - 1);
+        let headers = [("Content-Type", "application/octet-stream"), ("Content-Range", content_range.as_str())];
+        let r = http::must(&cluster.addr(hop), "PATCH", &location, &headers, &data[start..end]);
+        assert_eq!(r.status, 202, "chunk {hop} through node {hop}: {}", r.text());
+        assert_eq!(r.header("Range"), Some(format!("0-{}", end - 1).as_str()));
+    }
+    let status = http::must(&cluster.addr(1), "GET", &location, &[], &[]);
+    assert_eq!(status.status, 204);
+    assert_eq!(status.header("Range"), Some(format!("0-{}", data.len() - 1).as_str()));
+    let digest = digest_of(&data);
+    let put = http::must(&cluster.addr(2), "PUT", &oci::with_query(&location, &format!("digest={digest}")), &[], &[]);
+    assert_eq!(put.status, 201, "finish through node 3: {}", put.text());
+    for i in 0..3 {
+        let blob = oci::get_blob(&cluster.addr(i), repo, &digest).expect("GET blob");
+        assert_eq!(blob.status, 200);
+        assert!(blob.body == data, "node {i} serves other bytes");
+    }
+}
