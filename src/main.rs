@@ -19,6 +19,51 @@ struct Cli {
 enum Command {
     /// Runs a registry node.
     Serve(ServeArgs),
+    /// Administers a running cluster through any of its nodes.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Prints a node's view of every consensus group: role, leader, term, log and apply
+    /// positions, members and replication lag.
+    Status {
+        /// Node-to-node (gRPC) address of the node to ask.
+        #[arg(long, default_value = "127.0.0.1:7101")]
+        rpc: String,
+        /// Prints JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Adds a running node to the cluster (a node started with a config that does not list it
+    /// among the members asks to join by itself).
+    Join {
+        /// Node-to-node address of any member.
+        #[arg(long)]
+        via: String,
+        /// The new node's id.
+        #[arg(long)]
+        node_id: u64,
+        /// The new node's node-to-node address.
+        #[arg(long)]
+        rpc: String,
+        /// The cluster's shard count.
+        #[arg(long, default_value_t = gati_core::ShardCount::DEFAULT.get())]
+        shards: u16,
+    },
+    /// Removes a node from the cluster; its shard replicas move to the remaining nodes.
+    Leave {
+        /// Node-to-node address of any member other than the leaving one.
+        #[arg(long)]
+        via: String,
+        /// The leaving node's id.
+        #[arg(long)]
+        node_id: u64,
+        /// Returns only once no shard lists the node any more (bounded by two minutes).
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -94,9 +139,57 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested, finishing in-flight requests");
 }
 
+/// Runs one `cluster` administration command.
+async fn cluster_command(command: ClusterCommand) -> anyhow::Result<()> {
+    use gati_registry::cluster::{admin, status};
+    let peers = gati_registry::raft::Peers::default();
+    match command {
+        ClusterCommand::Status { rpc, json } => {
+            let node = admin::status(&peers, &rpc).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&node)?);
+            } else {
+                print!("{}", status::render_table(&node));
+            }
+        }
+        ClusterCommand::Join { via, node_id, rpc, shards } => {
+            admin::join(&peers, &[via], gati_core::NodeId(node_id), &rpc, shards).await?;
+            println!("node {node_id} is a member");
+        }
+        ClusterCommand::Leave { via, node_id, wait } => {
+            admin::leave(&peers, std::slice::from_ref(&via), gati_core::NodeId(node_id)).await?;
+            println!("node {node_id} removed from the cluster's membership");
+            if wait {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+                loop {
+                    let node = admin::status(&peers, &via).await?;
+                    let holding = node
+                        .groups
+                        .iter()
+                        .filter(|g| g.voters.contains(&node_id) || g.learners.contains(&node_id))
+                        .count();
+                    if holding == 0 {
+                        println!("no group lists node {node_id} any more");
+                        break;
+                    }
+                    anyhow::ensure!(
+                        std::time::Instant::now() < deadline,
+                        "{holding} groups still list node {node_id} after two minutes"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Command::Serve(args) = Cli::parse().command;
+    let args = match Cli::parse().command {
+        Command::Serve(args) => args,
+        Command::Cluster(command) => return cluster_command(command).await,
+    };
     let config = args.into_config()?;
     init_logging(&config)?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::actors::{NamespaceDirectory, UploadDirectory};
+use crate::cluster::admin::AdminService;
 use crate::cluster::forward::ForwardingService;
 use crate::cluster::{Cluster, ClusterError, Membership};
 use crate::config::{Config, ConfigError};
@@ -47,7 +48,8 @@ pub struct Node {
     meta: MetaStore,
     rpc: Option<RpcServer>,
     purger: tokio::task::JoinHandle<()>,
-    gauges: tokio::task::JoinHandle<()>,
+    /// Tasks that run for the node's lifetime (gauges, shard reconciler, joining).
+    background: Vec<tokio::task::JoinHandle<()>>,
     shutdown_grace: Duration,
 }
 
@@ -73,12 +75,18 @@ struct RpcServer {
 impl RpcServer {
     /// Serves the Raft transport and forwarding on `listener`. Started before consensus, so that
     /// founding members can reach each other while their groups bootstrap.
-    fn start(listener: TcpListener, transport: &Transport, forwarding: &ForwardingService) -> RpcServer {
+    fn start(
+        listener: TcpListener,
+        transport: &Transport,
+        forwarding: &ForwardingService,
+        admin: &AdminService,
+    ) -> RpcServer {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let router = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .add_service(transport.table.service())
-            .add_service(forwarding.server());
+            .add_service(forwarding.server())
+            .add_service(admin.server());
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
             let _ = stopped.await;
@@ -92,6 +100,33 @@ impl RpcServer {
             Ok(Ok(())) => {}
             Ok(Err(e)) => warn!(error = %e, "node-to-node rpc server failed"),
             Err(e) => warn!(error = %e, "node-to-node rpc server task failed"),
+        }
+    }
+}
+
+/// Asks the configured members to add this node, until the cluster agrees or refuses.
+async fn join_cluster(cluster: Cluster, settings: crate::config::ClusterConfig, node_id: NodeId) {
+    let seeds: Vec<String> = settings.members.iter().map(|m| m.rpc.clone()).collect();
+    let rpc = settings.advertised_rpc();
+    loop {
+        match crate::cluster::admin::join(
+            &cluster.transport().peers,
+            &seeds,
+            node_id,
+            &rpc,
+            cluster.shard_count().get(),
+        )
+        .await
+        {
+            Ok(()) => {
+                info!(node_id = node_id.0, "joined the cluster");
+                return;
+            }
+            Err(crate::cluster::admin::AdminError::Refused(why)) => {
+                tracing::error!(%why, "the cluster refused this node; it will not serve");
+                return;
+            }
+            Err(e) => warn!(error = %e, "joining the cluster failed; retrying"),
         }
     }
 }
@@ -113,17 +148,25 @@ impl Node {
         let blobs: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(config.blob_dir()).await?);
         let transport = Transport::default();
         let forwarding = ForwardingService::default();
+        let admin = AdminService::default();
+        let node_id = NodeId(config.node_id);
+        // A node missing from the configured member list joins the cluster those members form.
+        let joining = config.cluster.as_ref().is_some_and(|c| !c.members.iter().any(|m| m.id == node_id.0));
         let (membership, rpc) = match &config.cluster {
             None => (Membership::Solo, None),
             Some(cluster) => {
                 let listener = TcpListener::bind(cluster.rpc_listen).await?;
                 info!(rpc = %cluster.rpc_listen, "node-to-node rpc listening");
-                let members = cluster.members.iter().map(|m| (NodeId(m.id), m.rpc.clone())).collect();
-                let rpc = RpcServer::start(listener, &transport, &forwarding);
-                (Membership::Founder { members, replicas: cluster.replicas }, Some(rpc))
+                let rpc = RpcServer::start(listener, &transport, &forwarding, &admin);
+                let membership = if !joining {
+                    let members = cluster.members.iter().map(|m| (NodeId(m.id), m.rpc.clone())).collect();
+                    Membership::Founder { members, replicas: cluster.replicas }
+                } else {
+                    Membership::Joiner
+                };
+                (membership, Some(rpc))
             }
         };
-        let node_id = NodeId(config.node_id);
         let cluster = match Cluster::start(node_id, wanted, &meta, transport, membership).await {
             Ok(cluster) => cluster,
             Err(e) => {
@@ -135,12 +178,20 @@ impl Node {
         };
         let namespaces = NamespaceDirectory::new(cluster.clone(), config.namespace_idle());
         forwarding.attach(cluster.clone(), namespaces.clone());
+        admin.attach(cluster.clone());
+        let mut background = Vec::new();
+        if let Some(settings) = &config.cluster {
+            background.push(tokio::spawn(crate::cluster::reconcile::run(cluster.clone(), settings.replicas)));
+            if joining {
+                background.push(tokio::spawn(join_cluster(cluster.clone(), settings.clone(), node_id)));
+            }
+        }
         let uploads = UploadDirectory::new(blobs.clone(), config.upload_idle(), config.cluster.is_some());
         let purger = tokio::spawn(purge_expired_uploads(uploads.clone(), config.upload_expiry()));
         let registry = Registry::new(cluster.clone(), blobs, namespaces, uploads, config.manifest_cache_bytes);
-        let gauges = tokio::spawn(crate::cluster::status::publish_gauges(cluster.clone()));
+        background.push(tokio::spawn(crate::cluster::status::publish_gauges(cluster.clone())));
         Ok(Node {
-            gauges,
+            background,
             registry,
             cluster,
             meta,
@@ -192,7 +243,9 @@ impl Node {
     /// Stops consensus and the node-to-node server, and flushes the stores.
     pub async fn close(mut self) {
         self.purger.abort();
-        self.gauges.abort();
+        for task in &self.background {
+            task.abort();
+        }
         self.cluster.shutdown().await;
         if let Some(rpc) = self.rpc.take() {
             rpc.stop().await;

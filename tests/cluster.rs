@@ -236,3 +236,113 @@ fn a_chunked_upload_started_on_one_node_is_finished_through_another() {
         assert!(blob.body == data, "node {i} serves other bytes");
     }
 }
+
+/// Waits (bounded) until `check` holds for the status of node `i`; panics with the last status.
+fn await_status(cluster: &TestCluster, i: usize, what: &str, check: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let status = cluster.status(i);
+        if check(&status) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}; status of node {}: {status:#}", i + 1);
+        pause(Duration::from_millis(100));
+    }
+}
+
+fn groups(status: &serde_json::Value) -> &Vec<serde_json::Value> {
+    status["groups"].as_array().expect("groups")
+}
+
+fn ids(list: &serde_json::Value) -> Vec<u64> {
+    list.as_array().expect("id list").iter().map(|v| v.as_u64().expect("id")).collect()
+}
+
+/// An acknowledged push: repository, tag and manifest bytes.
+type Pushed = (String, String, Vec<u8>);
+
+#[test]
+fn a_node_joins_and_another_leaves_under_load_without_losing_data() {
+    let mut cluster = TestCluster::start(3, SHARDS);
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<Vec<Pushed>>> = Arc::default();
+    // Writers through node 2 and 3 (node 1 will leave), into namespaces spread over the shards.
+    let writers: Vec<_> = [1usize, 2]
+        .into_iter()
+        .map(|node| {
+            let (addr, stop, acked) = (cluster.addr(node), stop.clone(), acked.clone());
+            std::thread::spawn(move || {
+                let mut rng = Rng::new();
+                let deadline = Instant::now() + Duration::from_secs(150);
+                for n in 0..2000 {
+                    if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+                        break;
+                    }
+                    let repo = format!("team{}/app", n % 8);
+                    let tag = format!("n{node}-{n}");
+                    if let Ok(manifest) = try_push_image(&addr, &repo, &tag, b"layer", &mut rng) {
+                        acked.lock().expect("acked").push((repo, tag, manifest));
+                    }
+                    pause(Duration::from_millis(5));
+                }
+            })
+        })
+        .collect();
+
+    // Node 4 joins: it becomes a member of the meta group and of every shard, and takes the
+    // voting places that placement gives it.
+    let joined = cluster.add_node();
+    assert_eq!(joined, 3);
+    await_status(&cluster, 0, "node 4 holds a replica of every group", |status| {
+        groups(status).iter().all(|g| ids(&g["voters"]).contains(&4) || ids(&g["learners"]).contains(&4))
+    });
+    await_status(&cluster, 3, "every shard has 3 voters and node 4 votes in some", |status| {
+        let shards = &groups(status)[1..];
+        shards.iter().all(|g| ids(&g["voters"]).len() == 3) && shards.iter().any(|g| ids(&g["voters"]).contains(&4))
+    });
+
+    // Node 1 leaves through the CLI, which waits until no group lists it.
+    let out = common::run_ok(
+        std::process::Command::new(env!("CARGO_BIN_EXE_gati-registry")).args([
+            "cluster",
+            "leave",
+            "--via",
+            &cluster.rpc[1],
+            "--node-id",
+            "1",
+            "--wait",
+        ]),
+        Duration::from_secs(150),
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no group lists node 1"));
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.join().expect("writer thread");
+    }
+    await_status(&cluster, 1, "every group has 3 voters and none is node 1", |status| {
+        groups(status).iter().all(|g| {
+            let voters = ids(&g["voters"]);
+            voters.len() == 3 && !voters.contains(&1) && !ids(&g["learners"]).contains(&1)
+        })
+    });
+    let table = common::run_ok(
+        std::process::Command::new(env!("CARGO_BIN_EXE_gati-registry")).args([
+            "cluster",
+            "status",
+            "--rpc",
+            &cluster.rpc[3],
+        ]),
+        Duration::from_secs(30),
+    );
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    assert_eq!(table.lines().count(), 2 + 1 + usize::from(SHARDS), "{table}");
+    assert!(table.lines().nth(2).is_some_and(|l| l.starts_with("meta")), "{table}");
+
+    let acked = acked.lock().expect("acked").clone();
+    assert!(acked.len() >= 20, "only {} pushes acknowledged under membership changes", acked.len());
+    for node in 1..4 {
+        for (repo, tag, manifest) in &acked {
+            assert_serves(&cluster.addr(node), repo, tag, manifest);
+        }
+    }
+}

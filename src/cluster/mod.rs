@@ -11,8 +11,10 @@
 //!
 //! May call `crate::raft`, `gati-meta` reads and `gati-proto`; must not call HTTP or the blob store.
 
+pub mod admin;
 pub mod error;
 pub mod forward;
+pub mod reconcile;
 pub mod status;
 
 use std::collections::BTreeMap;
@@ -43,6 +45,9 @@ pub enum Membership {
         /// Voting replicas per shard.
         replicas: usize,
     },
+    /// A node joining a running cluster (or restarting after it joined): it creates no group and
+    /// waits for the groups' leaders to add it once it has asked to join.
+    Joiner,
 }
 
 /// One shard as this node holds it.
@@ -92,13 +97,14 @@ impl Cluster {
             Membership::Founder { members, .. } if members.keys().next() == Some(&node_id) => {
                 Bootstrap::Voters(members.clone())
             }
-            Membership::Founder { .. } => Bootstrap::Join,
+            Membership::Founder { .. } | Membership::Joiner => Bootstrap::Join,
         };
         let (meta, _) = start_group(GroupId::Meta, meta_bootstrap).await?;
         let mut shards = Vec::with_capacity(usize::from(shard_count.get()));
         for shard in shard_count.shards() {
             let bootstrap = match &membership {
                 Membership::Solo => Bootstrap::Solo,
+                Membership::Joiner => Bootstrap::Join,
                 Membership::Founder { members, replicas } => {
                     let ids: Vec<NodeId> = members.keys().copied().collect();
                     let voters = place_shard(shard, &ids, *replicas);

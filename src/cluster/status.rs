@@ -85,6 +85,34 @@ impl Cluster {
     }
 }
 
+/// Renders a node's status as a fixed-width table, one group per line, for `cluster status`.
+pub fn render_table(status: &NodeStatus) -> String {
+    let ids = |ids: &[u64]| {
+        if ids.is_empty() { "-".to_owned() } else { ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",") }
+    };
+    let mut out = format!("node {}\n", status.node_id);
+    out.push_str(&format!(
+        "{:<12} {:<10} {:>6} {:>6} {:>9} {:>9} {:>9} {:<14} {:<14} {:>5}\n",
+        "GROUP", "ROLE", "LEADER", "TERM", "LAST_LOG", "APPLIED", "SNAPSHOT", "VOTERS", "LEARNERS", "LAG"
+    ));
+    for g in &status.groups {
+        out.push_str(&format!(
+            "{:<12} {:<10} {:>6} {:>6} {:>9} {:>9} {:>9} {:<14} {:<14} {:>5}\n",
+            g.group,
+            g.role,
+            g.leader.map_or("-".to_owned(), |l| l.to_string()),
+            g.term,
+            g.last_log_index,
+            g.applied_index,
+            g.snapshot_index,
+            ids(&g.voters),
+            ids(&g.learners),
+            g.replication_lag.map_or("-".to_owned(), |l| l.to_string()),
+        ));
+    }
+    out
+}
+
 /// Publishes each group's status as Prometheus gauges once a second, until the node stops.
 pub async fn publish_gauges(cluster: Cluster) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
@@ -101,5 +129,39 @@ pub async fn publish_gauges(cluster: Cluster) {
             metrics::gauge!("gati_raft_replication_lag", "group" => group)
                 .set(status.replication_lag.map_or(0.0, |l| l as f64));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_has_one_aligned_line_per_group() {
+        let group = |name: &str, role: &str, lag| GroupStatus {
+            group: name.into(),
+            role: role.into(),
+            leader: Some(2),
+            term: 3,
+            last_log_index: 120,
+            applied_index: 119,
+            snapshot_index: 0,
+            voters: vec![1, 2, 3],
+            learners: vec![],
+            replication_lag: lag,
+        };
+        let status = NodeStatus {
+            node_id: 2,
+            groups: vec![group("meta", "leader", Some(4)), group("shard-0000", "follower", None)],
+        };
+        let table = render_table(&status);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0], "node 2");
+        assert!(lines[1].starts_with("GROUP"));
+        assert!(lines[2].starts_with("meta         leader"), "{}", lines[2]);
+        assert!(lines[2].contains("1,2,3") && lines[2].trim_end().ends_with('4'), "{}", lines[2]);
+        assert!(lines[3].trim_end().ends_with('-'), "{}", lines[3]);
+        assert_eq!(lines[2].len(), lines[3].len(), "columns align");
     }
 }

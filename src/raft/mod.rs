@@ -294,10 +294,24 @@ impl RaftNode {
         self.raft.metrics()
     }
 
-    /// On the leader: adds `node` at `addr` as a learner and waits until it has caught up.
-    pub async fn add_learner(&self, node: NodeId, addr: &str) -> Result<()> {
-        self.raft.add_learner(node.0, BasicNode::new(addr), true).await?;
+    /// On the leader: adds `node` at `addr` as a learner; with `wait`, returns only once it has
+    /// caught up with the log.
+    pub async fn add_learner(&self, node: NodeId, addr: &str, wait: bool) -> Result<()> {
+        self.raft.add_learner(node.0, BasicNode::new(addr), wait).await?;
         Ok(())
+    }
+
+    /// On the leader: whether `node` has replicated the log to within `slack` entries of the
+    /// leader's last entry (this node always has).
+    pub fn caught_up(&self, node: NodeId, slack: u64) -> bool {
+        if node.0 == self.node_id {
+            return true;
+        }
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let last = metrics.last_log_index.unwrap_or(0);
+        let matched = metrics.replication.as_ref().and_then(|r| r.get(&node.0).copied().flatten());
+        matched.is_some_and(|m| m.index.saturating_add(slack) >= last)
     }
 
     /// On the leader: makes exactly `voters` the voting members (each must already be a member),

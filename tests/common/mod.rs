@@ -745,6 +745,21 @@ pub mod cluster {
     pub struct TestCluster {
         pub nodes: Vec<Registry>,
         pub dir: tempfile::TempDir,
+        /// Node-to-node address of each node, by index.
+        pub rpc: Vec<String>,
+        members: String,
+        shards: u16,
+    }
+
+    fn node_config(dir: &Path, id: usize, shards: u16, rpc: &str, members: &str) -> PathBuf {
+        let config = dir.join(format!("node{id}.toml"));
+        let text = format!(
+            "node_id = {id}\nshards = {shards}\nupload_idle_secs = 2\n[log]\nlevel = \"info,openraft=error\"\n\
+             [blobs]\npath = \"{}\"\n[cluster]\nrpc_listen = \"{rpc}\"\nmembers = [{members}]\n",
+            dir.join("blobs").display()
+        );
+        std::fs::write(&config, text).expect("write node config");
+        config
     }
 
     impl TestCluster {
@@ -752,31 +767,37 @@ pub mod cluster {
         /// consensus group it runs has a leader).
         pub fn start(n: usize, shards: u16) -> TestCluster {
             let dir = tempfile::tempdir().expect("tempdir");
-            let rpc_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-            let members = rpc_ports
+            let rpc: Vec<String> = (0..n).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+            let members = rpc
                 .iter()
                 .enumerate()
-                .map(|(i, p)| format!("{{ id = {}, rpc = \"127.0.0.1:{p}\" }}", i + 1))
+                .map(|(i, addr)| format!("{{ id = {}, rpc = \"{addr}\" }}", i + 1))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let blobs = dir.path().join("blobs");
             let mut nodes = Vec::with_capacity(n);
-            for (i, rpc) in rpc_ports.iter().enumerate() {
-                let config = dir.path().join(format!("node{}.toml", i + 1));
-                let text = format!(
-                    "node_id = {}\nshards = {shards}\nupload_idle_secs = 2\n[log]\nlevel = \"info,openraft=error\"\n\
-                     [blobs]\npath = \"{}\"\n[cluster]\nrpc_listen = \"127.0.0.1:{rpc}\"\nmembers = [{members}]\n",
-                    i + 1,
-                    blobs.display()
-                );
-                std::fs::write(&config, text).expect("write node config");
+            for (i, addr) in rpc.iter().enumerate() {
+                let config = node_config(dir.path(), i + 1, shards, addr, &members);
                 let data = dir.path().join(format!("node{}", i + 1));
                 nodes.push(Registry::launch_configured(free_port(), &data, &config));
             }
             for node in &mut nodes {
                 node.wait_ready();
             }
-            TestCluster { nodes, dir }
+            TestCluster { nodes, dir, rpc, members, shards }
+        }
+
+        /// Starts one more node that joins the running cluster by itself (its configuration lists
+        /// the founders, not itself) and waits until it is ready. Returns its index.
+        pub fn add_node(&mut self) -> usize {
+            let id = self.nodes.len() + 1;
+            let addr = format!("127.0.0.1:{}", free_port());
+            let config = node_config(self.dir.path(), id, self.shards, &addr, &self.members);
+            let data = self.dir.path().join(format!("node{id}"));
+            let mut node = Registry::launch_configured(free_port(), &data, &config);
+            node.wait_ready();
+            self.nodes.push(node);
+            self.rpc.push(addr);
+            id - 1
         }
 
         /// `127.0.0.1:PORT` of node `i` (0-based).
