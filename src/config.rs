@@ -110,6 +110,9 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// How many shards the metadata is split into; fixed when the data directory is created.
     pub shards: u16,
+    /// Each consensus group snapshots its state (and then compacts its log) every this many
+    /// entries.
+    pub snapshot_entries: u64,
     /// Blob storage.
     pub blobs: BlobConfig,
     /// Cluster membership and node-to-node RPC; `None` runs one node on its own.
@@ -129,6 +132,7 @@ impl Default for Config {
             manifest_cache_bytes: 64 * 1024 * 1024,
             shutdown_grace_secs: 30,
             shards: gati_core::ShardCount::DEFAULT.get(),
+            snapshot_entries: 10_000,
             blobs: BlobConfig::default(),
             cluster: None,
         }
@@ -177,6 +181,9 @@ impl Config {
             return Err(ConfigError::Invalid("idle timeouts must be at least one second".into()));
         }
         self.shard_count()?;
+        if self.snapshot_entries < 10 {
+            return Err(ConfigError::Invalid("snapshot_entries must be at least 10".into()));
+        }
         if let Some(cluster) = &self.cluster {
             if cluster.replicas == 0 {
                 return Err(ConfigError::Invalid("cluster.replicas must be at least 1".into()));

@@ -18,7 +18,7 @@ use crate::cluster::admin::AdminService;
 use crate::cluster::forward::ForwardingService;
 use crate::cluster::{Cluster, ClusterError, Membership};
 use crate::config::{Config, ConfigError};
-use crate::raft::Transport;
+use crate::raft::{RaftShared, RaftTuning};
 use crate::registry::Registry;
 
 /// Why a node could not start or serve.
@@ -77,7 +77,7 @@ impl RpcServer {
     /// founding members can reach each other while their groups bootstrap.
     fn start(
         listener: TcpListener,
-        transport: &Transport,
+        transport: &RaftShared,
         forwarding: &ForwardingService,
         admin: &AdminService,
     ) -> RpcServer {
@@ -146,7 +146,8 @@ impl Node {
             .into());
         }
         let blobs: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(config.blob_dir()).await?);
-        let transport = Transport::default();
+        let transport =
+            RaftShared { tuning: RaftTuning { snapshot_entries: config.snapshot_entries }, ..RaftShared::default() };
         let forwarding = ForwardingService::default();
         let admin = AdminService::default();
         let node_id = NodeId(config.node_id);

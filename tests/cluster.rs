@@ -346,3 +346,30 @@ fn a_node_joins_and_another_leaves_under_load_without_losing_data() {
         }
     }
 }
+
+#[test]
+fn a_node_joining_after_log_compaction_catches_up_from_a_snapshot() {
+    // Snapshot every 20 entries, so the shard's early log is compacted away before node 4 joins.
+    let mut cluster = TestCluster::start_with(3, SHARDS, "snapshot_entries = 20");
+    let repo = "library/snap";
+    let group = group_of("library");
+    let index = 1 + group.trim_start_matches("shard-").parse::<usize>().expect("shard number");
+    let mut rng = Rng::new();
+    let mut pushed = Vec::new();
+    for n in 0..40 {
+        let tag = format!("s{n}");
+        pushed.push((tag.clone(), try_push_image(&cluster.addr(n % 3), repo, &tag, b"x", &mut rng).expect("push")));
+    }
+    let leader = cluster.leader_of(0, &group).expect("the shard has a leader") as usize - 1;
+    await_status(&cluster, leader, "the shard leader compacted its log", |status| {
+        groups(status)[index]["purged_index"].as_u64().is_some_and(|p| p > 20)
+    });
+    let joined = cluster.add_node();
+    for (tag, manifest) in &pushed {
+        assert_serves(&cluster.addr(joined), repo, tag, manifest);
+    }
+    // Entries up to the purge point exist nowhere as log: node 4 got them as a snapshot.
+    let status = cluster.status(joined);
+    let shard = &groups(&status)[index];
+    assert!(shard["snapshot_index"].as_u64().is_some_and(|s| s > 20), "{shard:#}");
+}

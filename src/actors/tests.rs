@@ -11,7 +11,7 @@ use gati_meta::MetaStore;
 
 use super::{NamespaceDirectory, UploadDirectory};
 use crate::cluster::{Cluster, Membership};
-use crate::raft::Transport;
+use crate::raft::RaftShared;
 
 const IDLE: Duration = Duration::from_millis(100);
 
@@ -94,7 +94,7 @@ async fn an_idle_namespace_actor_stops_and_is_restarted_on_demand() {
     let dir = tempfile::tempdir().unwrap();
     let meta = MetaStore::open(dir.path()).unwrap();
     let shards = ShardCount::try_from(2).unwrap();
-    let cluster = Cluster::start(NodeId(1), shards, &meta, Transport::default(), Membership::Solo).await.unwrap();
+    let cluster = Cluster::start(NodeId(1), shards, &meta, RaftShared::default(), Membership::Solo).await.unwrap();
     let namespaces = NamespaceDirectory::new(cluster.clone(), IDLE);
     let repo: RepoName = "users/k/app".parse().unwrap();
     let digest = digest_of(DigestAlgorithm::Sha256, b"x");

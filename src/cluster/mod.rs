@@ -26,7 +26,7 @@ use gati_meta::{MetaStore, StateMachine};
 
 pub use error::{ClusterError, Result};
 
-use crate::raft::{Bootstrap, Members, RaftError, RaftNode, Transport};
+use crate::raft::{Bootstrap, Members, RaftError, RaftNode, RaftShared};
 
 /// How long a read or write waits for a shard to have a reachable leader before it fails as
 /// unavailable: a few election timeouts, so a failover is ridden out but a lost quorum is not
@@ -67,7 +67,7 @@ struct Inner {
     shard_count: ShardCount,
     meta: RaftNode,
     shards: Vec<Shard>,
-    transport: Transport,
+    transport: RaftShared,
 }
 
 impl Cluster {
@@ -81,7 +81,7 @@ impl Cluster {
         node_id: NodeId,
         shard_count: ShardCount,
         store: &MetaStore,
-        transport: Transport,
+        transport: RaftShared,
         membership: Membership,
     ) -> Result<Cluster> {
         let start_group = |group: GroupId, bootstrap: Bootstrap| {
@@ -185,7 +185,7 @@ impl Cluster {
     }
 
     /// Returns the transport shared by this node's groups.
-    pub fn transport(&self) -> &Transport {
+    pub fn transport(&self) -> &RaftShared {
         &self.inner.transport
     }
 

@@ -29,6 +29,8 @@ pub struct GroupStatus {
     pub applied_index: u64,
     /// The index the latest snapshot covers.
     pub snapshot_index: u64,
+    /// The index through which the log was compacted away (covered by the snapshot).
+    pub purged_index: u64,
     /// Voting members.
     pub voters: Vec<u64>,
     /// Non-voting members.
@@ -72,6 +74,7 @@ fn group_status(raft: &RaftNode) -> GroupStatus {
         last_log_index,
         applied_index: m.last_applied.map_or(0, |id| id.index),
         snapshot_index: m.snapshot.map_or(0, |id| id.index),
+        purged_index: m.purged.map_or(0, |id| id.index),
         voters: members.voters.keys().map(|n| n.0).collect(),
         learners: members.learners.keys().map(|n| n.0).collect(),
         replication_lag,
@@ -146,6 +149,7 @@ mod tests {
             last_log_index: 120,
             applied_index: 119,
             snapshot_index: 0,
+            purged_index: 0,
             voters: vec![1, 2, 3],
             learners: vec![],
             replication_lag: lag,

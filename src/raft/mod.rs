@@ -51,7 +51,8 @@ use types::Raft;
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 
 /// Returns the Raft configuration of `group`.
-fn raft_config(group: GroupId) -> openraft::Config {
+fn raft_config(group: GroupId, tuning: RaftTuning) -> openraft::Config {
+    let snapshot_entries = tuning.snapshot_entries.max(1);
     openraft::Config {
         cluster_name: format!("gati-{group}"),
         // Sane on a LAN: a follower waits 5-10 heartbeats before campaigning, so one slow fsync
@@ -59,15 +60,17 @@ fn raft_config(group: GroupId) -> openraft::Config {
         heartbeat_interval: 100,
         election_timeout_min: 500,
         election_timeout_max: 1000,
-        // Snapshot every 10k entries; keep 1k already-snapshotted entries so a briefly lagging
-        // follower catches up from the log rather than needing a snapshot transfer.
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(10_000),
-        max_in_snapshot_log_to_keep: 1_000,
-        // Purge in chunks: each purge rewrites the purge watermark and deletes a key range.
-        purge_batch_size: 1_024,
+        // Snapshot every `snapshot_entries` (10k by default); keep a tenth of that already
+        // snapshotted so a briefly lagging follower catches up from the log rather than needing a
+        // snapshot transfer.
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_entries),
+        max_in_snapshot_log_to_keep: snapshot_entries / 10,
+        // Purge in chunks: each purge rewrites the purge watermark and deletes a key range. No
+        // chunk larger than half a snapshot interval, or a small interval would never purge.
+        purge_batch_size: (snapshot_entries / 2).clamp(1, 1_024),
         // openraft's advice: larger than the snapshot interval, or a learner that is behind by
         // less than one snapshot would never count as caught up.
-        replication_lag_threshold: 20_000,
+        replication_lag_threshold: snapshot_entries * 2,
         // Snapshot transfers go in chunks well under the transport's message limit.
         snapshot_max_chunk_size: 4 * 1024 * 1024,
         ..openraft::Config::default()
@@ -88,14 +91,29 @@ pub enum Bootstrap {
     Join,
 }
 
-/// What a node shares between all its groups: its peers' channels and the table the transport
-/// server dispatches on.
+/// What a node shares between all its groups: its peers' channels, the table the transport
+/// server dispatches on, and the Raft tuning.
 #[derive(Clone, Default)]
-pub struct Transport {
+pub struct RaftShared {
     /// Channels to peers, by address.
     pub peers: Peers,
     /// The groups running on this node.
     pub table: GroupTable,
+    /// Tuning applied to every group.
+    pub tuning: RaftTuning,
+}
+
+/// Raft settings an operator may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RaftTuning {
+    /// A group snapshots its state, and may then purge its log, every this many entries.
+    pub snapshot_entries: u64,
+}
+
+impl Default for RaftTuning {
+    fn default() -> Self {
+        RaftTuning { snapshot_entries: 10_000 }
+    }
 }
 
 /// Who is in a group: voters and learners, each with its Raft address.
@@ -140,7 +158,7 @@ impl RaftNode {
         node_id: NodeId,
         db: &sled::Db,
         sm: StateMachine,
-        transport: &Transport,
+        transport: &RaftShared,
         bootstrap: Bootstrap,
     ) -> Result<Self> {
         let db = db.clone();
@@ -150,7 +168,7 @@ impl RaftNode {
             // The runtime is shutting down under us.
             Err(_) => return Err(Fatal::Stopped.into()),
         };
-        let config = raft_config(group).validate().map_err(RaftError::Config)?;
+        let config = raft_config(group, transport.tuning).validate().map_err(RaftError::Config)?;
         let (alive, adapters_gone) = adapter_liveness();
         let raft = Raft::new(
             node_id.0,

@@ -17,7 +17,7 @@ use super::log_store::LogAdapter;
 use super::state_machine::StateMachineAdapter;
 use super::storage_io::adapter_liveness;
 use super::types::{Entry, GatiRaft, LogId, StorageError, Vote};
-use super::{Bootstrap, RaftError, RaftNode, Transport};
+use super::{Bootstrap, RaftError, RaftNode, RaftShared};
 
 const GROUP: GroupId = GroupId::Shard(ShardId(3));
 
@@ -173,7 +173,7 @@ async fn a_single_node_commits_reads_snapshots_and_restarts() {
     {
         let db = open_db(&dir);
         let sm = StateMachine::open(&db, GROUP).expect("state machine opens");
-        let node = RaftNode::start(GROUP, NodeId(1), &db, sm.clone(), &Transport::default(), Bootstrap::Solo)
+        let node = RaftNode::start(GROUP, NodeId(1), &db, sm.clone(), &RaftShared::default(), Bootstrap::Solo)
             .await
             .expect("node starts and leads");
         assert_eq!(node.propose(link('a', 7)).await.expect("commit"), Applied::BlobLinked { created: true });
@@ -203,7 +203,7 @@ async fn a_single_node_commits_reads_snapshots_and_restarts() {
     }
     let db = open_db(&dir);
     let sm = StateMachine::open(&db, GROUP).expect("state machine opens");
-    let node = RaftNode::start(GROUP, NodeId(1), &db, sm.clone(), &Transport::default(), Bootstrap::Solo)
+    let node = RaftNode::start(GROUP, NodeId(1), &db, sm.clone(), &RaftShared::default(), Bootstrap::Solo)
         .await
         .expect("node restarts and leads");
     node.ensure_linearizable().await.expect("read index");
@@ -220,7 +220,7 @@ async fn concurrent_proposals_share_log_entries() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let db = open_db(&dir);
     let sm = StateMachine::open(&db, GROUP).expect("state machine opens");
-    let node = RaftNode::start(GROUP, NodeId(1), &db, sm.clone(), &Transport::default(), Bootstrap::Solo)
+    let node = RaftNode::start(GROUP, NodeId(1), &db, sm.clone(), &RaftShared::default(), Bootstrap::Solo)
         .await
         .expect("node starts and leads");
     let last_index = |node: &RaftNode| node.raft.metrics().borrow().last_log_index.unwrap_or(0);

@@ -749,12 +749,13 @@ pub mod cluster {
         pub rpc: Vec<String>,
         members: String,
         shards: u16,
+        extra: String,
     }
 
-    fn node_config(dir: &Path, id: usize, shards: u16, rpc: &str, members: &str) -> PathBuf {
+    fn node_config(dir: &Path, id: usize, shards: u16, rpc: &str, members: &str, extra: &str) -> PathBuf {
         let config = dir.join(format!("node{id}.toml"));
         let text = format!(
-            "node_id = {id}\nshards = {shards}\nupload_idle_secs = 2\n[log]\nlevel = \"info,openraft=error\"\n\
+            "node_id = {id}\nshards = {shards}\nupload_idle_secs = 2\n{extra}\n[log]\nlevel = \"info,openraft=error\"\n\
              [blobs]\npath = \"{}\"\n[cluster]\nrpc_listen = \"{rpc}\"\nmembers = [{members}]\n",
             dir.join("blobs").display()
         );
@@ -766,6 +767,11 @@ pub mod cluster {
         /// Writes the configs, launches every node, and waits until each one is ready (every
         /// consensus group it runs has a leader).
         pub fn start(n: usize, shards: u16) -> TestCluster {
+            TestCluster::start_with(n, shards, "")
+        }
+
+        /// Like [`TestCluster::start`], with `extra` top-level settings in every node's config.
+        pub fn start_with(n: usize, shards: u16, extra: &str) -> TestCluster {
             let dir = tempfile::tempdir().expect("tempdir");
             let rpc: Vec<String> = (0..n).map(|_| format!("127.0.0.1:{}", free_port())).collect();
             let members = rpc
@@ -776,14 +782,14 @@ pub mod cluster {
                 .join(", ");
             let mut nodes = Vec::with_capacity(n);
             for (i, addr) in rpc.iter().enumerate() {
-                let config = node_config(dir.path(), i + 1, shards, addr, &members);
+                let config = node_config(dir.path(), i + 1, shards, addr, &members, extra);
                 let data = dir.path().join(format!("node{}", i + 1));
                 nodes.push(Registry::launch_configured(free_port(), &data, &config));
             }
             for node in &mut nodes {
                 node.wait_ready();
             }
-            TestCluster { nodes, dir, rpc, members, shards }
+            TestCluster { nodes, dir, rpc, members, shards, extra: extra.to_owned() }
         }
 
         /// Starts one more node that joins the running cluster by itself (its configuration lists
@@ -791,7 +797,7 @@ pub mod cluster {
         pub fn add_node(&mut self) -> usize {
             let id = self.nodes.len() + 1;
             let addr = format!("127.0.0.1:{}", free_port());
-            let config = node_config(self.dir.path(), id, self.shards, &addr, &self.members);
+            let config = node_config(self.dir.path(), id, self.shards, &addr, &self.members, &self.extra);
             let data = self.dir.path().join(format!("node{id}"));
             let mut node = Registry::launch_configured(free_port(), &data, &config);
             node.wait_ready();
