@@ -2,6 +2,8 @@
 # Installs the external tools the integration tests and benches drive, only if missing:
 #   Debian packages: skopeo podman docker-registry wrk   (apt-get update once, only if needed)
 #   PyPI:            oras (oras-py)                       (pip, only if `import oras.client` fails)
+#   crates.io:       s3s-fs, the S3 test server            (scripts/s3-server.sh install, only if
+#                                                          not in the tool cache; a few minutes)
 # Idempotent and fast when everything is present (no network then). Needs root (or passwordless
 # sudo) only when something is missing. Works on a fresh Debian with just rust + python3 + pip.
 set -euo pipefail
@@ -81,4 +83,14 @@ else
     rm -f /tmp/install-test-deps.pip.$$
     "$PYTHON" -c 'import oras.client' || { log "ERROR: oras still not importable by $PYTHON"; exit 1; }
     log "installed python oras"
+fi
+
+# ---- s3s-fs (S3-compatible server for the S3 blob backend's tests) ------------------------------
+S3_SERVER_SCRIPT="$(dirname "${BASH_SOURCE[0]}")/s3-server.sh"
+if s3s_fs_path="$(bash "$S3_SERVER_SCRIPT" path 2>/dev/null)"; then
+    log "s3s-fs present ($s3s_fs_path)"
+else
+    log "installing s3s-fs"
+    bash "$S3_SERVER_SCRIPT" install
+    log "installed s3s-fs ($(bash "$S3_SERVER_SCRIPT" path))"
 fi

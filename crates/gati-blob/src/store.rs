@@ -12,6 +12,7 @@
 use std::fmt;
 use std::io;
 use std::pin::Pin;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -110,6 +111,17 @@ pub trait BlobStore: Send + Sync {
 
     /// Lists the ids of every session the store holds, finished ones excepted, in no order.
     async fn list_uploads(&self) -> Result<Vec<UploadId>>;
+
+    /// Returns a URL from which any HTTP client can GET the blob's bytes for about `expires_in`,
+    /// so a pull can be answered with a redirect instead of streaming through the registry.
+    ///
+    /// `None` (the default) when the backend has no such URLs or they are turned off; callers
+    /// then stream with [`read`](BlobStore::read). Does not check that the blob exists: callers
+    /// resolve the digest first. A backend may shorten the lifetime to its configured maximum.
+    async fn presigned_read_url(&self, digest: &Digest, expires_in: Duration) -> Result<Option<String>> {
+        let _ = (digest, expires_in);
+        Ok(None)
+    }
 }
 
 /// The writing end of one upload session.
