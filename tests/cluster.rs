@@ -373,3 +373,23 @@ fn a_node_joining_after_log_compaction_catches_up_from_a_snapshot() {
     let shard = &groups(&status)[index];
     assert!(shard["snapshot_index"].as_u64().is_some_and(|s| s > 20), "{shard:#}");
 }
+
+#[test]
+fn without_a_quorum_stale_tag_reads_still_answer_and_linearizable_ones_refuse() {
+    let mut cluster = TestCluster::start(3, SHARDS);
+    let mut rng = Rng::new();
+    let manifest = try_push_image(&cluster.addr(0), "library/quorum", "v1", b"q", &mut rng).expect("push");
+    assert_serves(&cluster.addr(2), "library/quorum", "v1", &manifest);
+    cluster.nodes[0].kill9();
+    cluster.nodes[1].kill9();
+    let addr = cluster.addr(2);
+    let path = "/v2/library/quorum/manifests/v1";
+    let stale = http::must(&addr, "GET", path, &[("Gati-Read-Consistency", "stale")], &[]);
+    assert_eq!(stale.status, 200, "{}", stale.text());
+    assert_eq!(stale.body, manifest);
+    // A linearizable read cannot be confirmed by one node of three: it is refused, not served
+    // possibly stale.
+    let strict = http::must(&addr, "GET", path, &[], &[]);
+    assert_eq!(strict.status, 503, "{}", strict.text());
+    assert!(strict.text().contains("UNAVAILABLE"), "{}", strict.text());
+}

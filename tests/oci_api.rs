@@ -647,3 +647,21 @@ async fn layerless_images_and_null_lists_are_accepted() {
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", String::from_utf8_lossy(&r.body));
     assert_eq!(api.get("/v2/r/manifests/nolayers").await.body.as_ref(), &manifest[..]);
 }
+
+#[tokio::test]
+async fn tag_reads_take_a_consistency_choice_and_refuse_unknown_ones() {
+    let api = Api::new().await;
+    let (manifest, _) = api.push_image("acme/app", "v1", "a").await;
+    for choice in ["linearizable", "stale", "STALE"] {
+        let headers = [("gati-read-consistency", choice)];
+        let r = api.send(Method::GET, "/v2/acme/app/manifests/v1", &headers, Body::empty()).await;
+        assert_eq!(r.status, StatusCode::OK, "{choice}");
+        assert_eq!(r.body.as_ref(), manifest.as_slice());
+        let r = api.send(Method::GET, "/v2/acme/app/tags/list", &headers, Body::empty()).await;
+        assert_eq!(r.status, StatusCode::OK, "{choice}");
+    }
+    for uri in ["/v2/acme/app/manifests/v1", "/v2/acme/app/tags/list"] {
+        let r = api.send(Method::GET, uri, &[("gati-read-consistency", "eventual")], Body::empty()).await;
+        r.assert_error(StatusCode::BAD_REQUEST, "UNSUPPORTED");
+    }
+}

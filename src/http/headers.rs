@@ -95,3 +95,21 @@ mod tests {
         assert_eq!(upload_range(10), "0-9");
     }
 }
+
+/// Request header choosing how fresh a tag read must be: `linearizable` (the default) or `stale`.
+pub const READ_CONSISTENCY: &str = "gati-read-consistency";
+
+/// Parses [`READ_CONSISTENCY`]; an unknown value is refused rather than silently weakened.
+pub fn read_consistency(headers: &HeaderMap) -> Result<crate::registry::ReadConsistency, super::error::OciError> {
+    use crate::registry::ReadConsistency;
+    match text(headers, READ_CONSISTENCY).map(str::trim) {
+        None => Ok(ReadConsistency::Linearizable),
+        Some(v) if v.eq_ignore_ascii_case("linearizable") => Ok(ReadConsistency::Linearizable),
+        Some(v) if v.eq_ignore_ascii_case("stale") => Ok(ReadConsistency::Stale),
+        Some(v) => Err(super::error::OciError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "UNSUPPORTED",
+            format!("{READ_CONSISTENCY} must be `linearizable` or `stale`, not {v:?}"),
+        )),
+    }
+}

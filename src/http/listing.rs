@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gati_core::{Digest, RepoName};
 use serde_json::json;
@@ -59,9 +59,15 @@ fn page_response<T: ToString>(body: serde_json::Value, page: &Page<T>, base: &st
 }
 
 /// Lists a repository's tags.
-pub async fn list_tags(registry: &Registry, repo: &RepoName, query: &Query) -> Result<Response, OciError> {
+pub async fn list_tags(
+    registry: &Registry,
+    repo: &RepoName,
+    query: &Query,
+    request_headers: &HeaderMap,
+) -> Result<Response, OciError> {
     let (n, last) = pagination(query, MAX_PAGE)?;
-    let page = registry.list_tags(repo, last, n).await?;
+    let consistency = headers::read_consistency(request_headers)?;
+    let page = registry.list_tags(repo, last, n, consistency).await?;
     let tags: Vec<&str> = page.items.iter().map(|t| t.as_str()).collect();
     let body = json!({ "name": repo.as_str(), "tags": tags });
     Ok(page_response(body, &page, &format!("/v2/{repo}/tags/list"), n))

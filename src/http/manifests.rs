@@ -43,7 +43,8 @@ pub async fn get_manifest(
     request_headers: &HeaderMap,
     head: bool,
 ) -> Result<Response, OciError> {
-    let content = registry.get_manifest(repo, reference).await?;
+    let consistency = headers::read_consistency(request_headers)?;
+    let content = registry.get_manifest(repo, reference, consistency).await?;
     if !acceptable(request_headers, &content.media_type) {
         return Err(OciError::new(
             StatusCode::NOT_FOUND,

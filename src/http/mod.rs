@@ -157,7 +157,7 @@ async fn dispatch(
     let outcome = match (endpoint, method) {
         (Endpoint::Base, Method::GET | Method::HEAD) => Ok(base()),
         (Endpoint::Catalog, Method::GET) => listing::catalog(registry, &query).await,
-        (Endpoint::Tags(repo), Method::GET) => listing::list_tags(registry, &repo, &query).await,
+        (Endpoint::Tags(repo), Method::GET) => listing::list_tags(registry, &repo, &query, &headers).await,
         (Endpoint::Referrers(repo, digest), Method::GET) => listing::referrers(registry, &repo, &digest, &query).await,
         (Endpoint::Manifest(repo, reference), Method::GET | Method::HEAD) => {
             manifests::get_manifest(registry, &repo, &reference, &headers, head).await

@@ -8,7 +8,7 @@ use gati_core::manifest::{MAX_MANIFEST_BYTES, parse_manifest};
 use gati_core::{Applied, Command, Digest, DigestAlgorithm, ManifestRecord, Reference, RepoName, TagCondition};
 
 use super::error::{RegistryError, Result};
-use super::{Page, Registry};
+use super::{Page, ReadConsistency, Registry};
 
 /// A manifest as served: its identity, media type and exact bytes.
 #[derive(Clone, Debug)]
@@ -50,28 +50,40 @@ impl Registry {
     /// tag update anywhere, no read returns the older target. A digest is served from the local
     /// replica; only a miss costs a read-index round, so that a manifest pushed through another
     /// node a moment ago is found here too.
-    async fn resolve(&self, repo: &RepoName, reference: &Reference) -> Result<ManifestRecord> {
+    async fn resolve(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        consistency: ReadConsistency,
+    ) -> Result<ManifestRecord> {
         let shard = self.inner.cluster.shard_of_repo(repo);
         let state = self.inner.cluster.state(shard);
         let digest = match reference {
             Reference::Digest(d) => d.clone(),
             Reference::Tag(tag) => {
-                self.inner.cluster.linearizable(shard).await?;
+                if consistency == ReadConsistency::Linearizable {
+                    self.inner.cluster.linearizable(shard).await?;
+                }
                 state.tag(repo, tag)?.ok_or(RegistryError::ManifestUnknown)?
             }
         };
         if let Some(record) = state.manifest(repo, &digest)? {
             return Ok(record);
         }
-        if matches!(reference, Reference::Digest(_)) {
+        if matches!(reference, Reference::Digest(_)) && consistency == ReadConsistency::Linearizable {
             self.inner.cluster.linearizable(shard).await?;
         }
         state.manifest(repo, &digest)?.ok_or(RegistryError::ManifestUnknown)
     }
 
     /// Returns a manifest by tag or digest.
-    pub async fn get_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<ManifestContent> {
-        let record = self.resolve(repo, reference).await?;
+    pub async fn get_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        consistency: ReadConsistency,
+    ) -> Result<ManifestContent> {
+        let record = self.resolve(repo, reference, consistency).await?;
         let bytes = match self.inner.manifest_cache.get(&record.digest) {
             Some(bytes) => bytes,
             None => {

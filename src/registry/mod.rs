@@ -38,6 +38,18 @@ struct Inner {
     manifest_cache: ManifestCache,
 }
 
+/// How fresh a tag read must be.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadConsistency {
+    /// The default: the read reflects every tag update acknowledged anywhere before it began
+    /// (one read-index round to the shard's leader).
+    #[default]
+    Linearizable,
+    /// Served from this node's replica as it stands, with no consensus round: fastest, and
+    /// available while the shard has no leader, but it may miss updates of the last moments.
+    Stale,
+}
+
 /// A page of a listing and whether more follow.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Page<T> {
@@ -68,9 +80,17 @@ impl Registry {
     }
 
     /// Lists a repository's tags in lexical order, after `last`, at most `limit`.
-    pub async fn list_tags(&self, repo: &RepoName, last: Option<&str>, limit: usize) -> Result<Page<Tag>> {
+    pub async fn list_tags(
+        &self,
+        repo: &RepoName,
+        last: Option<&str>,
+        limit: usize,
+        consistency: ReadConsistency,
+    ) -> Result<Page<Tag>> {
         let shard = self.inner.cluster.shard_of_repo(repo);
-        self.inner.cluster.linearizable(shard).await?;
+        if consistency == ReadConsistency::Linearizable {
+            self.inner.cluster.linearizable(shard).await?;
+        }
         let state = self.inner.cluster.state(shard);
         if !state.repo_exists(repo)? {
             return Err(RegistryError::NameUnknown);
