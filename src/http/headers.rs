@@ -73,6 +73,24 @@ pub fn tag_condition(headers: &HeaderMap) -> Option<TagCondition> {
     })
 }
 
+/// Request header choosing how fresh a tag read must be: `linearizable` (the default) or `stale`.
+pub const READ_CONSISTENCY: &str = "gati-read-consistency";
+
+/// Parses [`READ_CONSISTENCY`]; an unknown value is refused rather than silently weakened.
+pub fn read_consistency(headers: &HeaderMap) -> Result<crate::registry::ReadConsistency, super::error::OciError> {
+    use crate::registry::ReadConsistency;
+    match text(headers, READ_CONSISTENCY).map(str::trim) {
+        None => Ok(ReadConsistency::Linearizable),
+        Some(v) if v.eq_ignore_ascii_case("linearizable") => Ok(ReadConsistency::Linearizable),
+        Some(v) if v.eq_ignore_ascii_case("stale") => Ok(ReadConsistency::Stale),
+        Some(v) => Err(super::error::OciError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "UNSUPPORTED",
+            format!("{READ_CONSISTENCY} must be `linearizable` or `stale`, not {v:?}"),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,23 +111,5 @@ mod tests {
     fn upload_ranges() {
         assert_eq!(upload_range(0), "0-0");
         assert_eq!(upload_range(10), "0-9");
-    }
-}
-
-/// Request header choosing how fresh a tag read must be: `linearizable` (the default) or `stale`.
-pub const READ_CONSISTENCY: &str = "gati-read-consistency";
-
-/// Parses [`READ_CONSISTENCY`]; an unknown value is refused rather than silently weakened.
-pub fn read_consistency(headers: &HeaderMap) -> Result<crate::registry::ReadConsistency, super::error::OciError> {
-    use crate::registry::ReadConsistency;
-    match text(headers, READ_CONSISTENCY).map(str::trim) {
-        None => Ok(ReadConsistency::Linearizable),
-        Some(v) if v.eq_ignore_ascii_case("linearizable") => Ok(ReadConsistency::Linearizable),
-        Some(v) if v.eq_ignore_ascii_case("stale") => Ok(ReadConsistency::Stale),
-        Some(v) => Err(super::error::OciError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "UNSUPPORTED",
-            format!("{READ_CONSISTENCY} must be `linearizable` or `stale`, not {v:?}"),
-        )),
     }
 }
