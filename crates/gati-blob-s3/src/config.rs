@@ -14,7 +14,7 @@ use crate::parts::{MAX_PART_SIZE, MIN_PART_SIZE};
 pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
 
 /// The largest object one `CopyObject` may copy (an S3 limit), and the default copy part size.
-pub const MAX_SINGLE_COPY: u64 = 5 * 1024 * 1024 * 1024;
+pub(crate) const MAX_SINGLE_COPY: u64 = 5 * 1024 * 1024 * 1024;
 
 /// The longest lifetime `SigV4` allows a presigned URL: seven days.
 const MAX_PRESIGN_SECS: u64 = 7 * 24 * 60 * 60;

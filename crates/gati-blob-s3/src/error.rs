@@ -124,7 +124,44 @@ fn classify<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Failure
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_s3::error::ErrorMetadata;
+    use aws_sdk_s3::operation::get_object::GetObjectError;
+    use aws_sdk_s3::primitives::SdkBody;
+
     use super::*;
+
+    fn service_error(code: Option<&str>, status: u16) -> SdkError<GetObjectError, HttpResponse> {
+        let mut metadata = ErrorMetadata::builder();
+        if let Some(code) = code {
+            metadata = metadata.code(code);
+        }
+        let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+        SdkError::service_error(GetObjectError::generic(metadata.build()), raw)
+    }
+
+    #[test]
+    fn classifies_by_code_then_status() {
+        let cases = [
+            (Some("NoSuchKey"), 404, Failure::NoSuchKey),
+            (None, 404, Failure::NoSuchKey),
+            (Some("NoSuchUpload"), 404, Failure::NoSuchUpload),
+            (Some("NoSuchBucket"), 404, Failure::NoSuchBucket),
+            (Some("PreconditionFailed"), 412, Failure::PreconditionFailed),
+            (None, 412, Failure::PreconditionFailed),
+            (Some("ConditionalRequestConflict"), 409, Failure::PreconditionFailed),
+            (Some("InvalidRange"), 416, Failure::InvalidRange),
+            (Some("SignatureDoesNotMatch"), 403, Failure::Denied),
+            (None, 403, Failure::Denied),
+            (Some("SlowDown"), 503, Failure::Throttled),
+            (None, 503, Failure::Throttled),
+            (Some("TooManyRequestsException"), 400, Failure::Throttled),
+            (Some("RequestTimeout"), 400, Failure::Timeout),
+            (Some("InternalError"), 500, Failure::Other),
+        ];
+        for (code, status, want) in cases {
+            assert_eq!(classify(&service_error(code, status)), want, "{code:?} {status}");
+        }
+    }
 
     #[test]
     fn kinds_follow_classes() {

@@ -70,10 +70,10 @@
 //!
 //! # Requirements on the service
 //!
-//! Conditional `PutObject` (`If-Match`, `If-None-Match`), as AWS S3 has since 2024 and s3s,
-//! `MinIO` and Ceph implement; path-style addressing. A bucket lifecycle rule aborting incomplete
-//! multipart uploads after some days is recommended: a node that dies between creating a
-//! multipart upload and recording it leaves one behind.
+//! Conditional `PutObject` (`If-Match`, `If-None-Match`), which AWS S3 has had since 2024 and
+//! s3s-fs (the test server) implements, and path-style addressing. A bucket lifecycle rule
+//! aborting incomplete multipart uploads after some days is recommended: a node that dies between
+//! creating a multipart upload and recording it leaves one behind.
 #![warn(missing_docs)]
 
 mod bucket;

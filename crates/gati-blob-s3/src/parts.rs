@@ -9,7 +9,8 @@
 //! only on the part number, so a writer resuming a session on another node cuts parts exactly as
 //! the first one did.
 //!
-//! Completed `ETags`. S3 (and s3s, `MinIO`, Garage) give a completed multipart object the `ETag`
+//! Completed `ETags`. S3, and the compatible servers that copy its scheme (s3s among them), give a
+//! completed multipart object the `ETag`
 //! `md5(md5(part 1) ‖ … ‖ md5(part n))-n`, where each inner MD5 is that part's own `ETag`. The
 //! finisher computes it from the `ETags` *it* recorded and compares: a part overwritten by a stale
 //! writer after it was recorded changes the MD5 and is caught, even on a server that does not

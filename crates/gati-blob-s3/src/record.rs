@@ -29,7 +29,7 @@ use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 
 use crate::bucket::PutCondition;
 use crate::error::Failure;
-use crate::parts::{MAX_PARTS, part_len};
+use crate::parts::{MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, part_len};
 use crate::shared::Shared;
 
 /// Version of the record layout; a record of another version is refused as `Corrupt`.
@@ -144,6 +144,9 @@ impl SessionRecord {
         let fail = |what: String| Err(BlobError::new(BlobErrorKind::Corrupt, format!("upload record of {id}: {what}")));
         if self.format != RECORD_FORMAT {
             return fail(format!("format {} is not {RECORD_FORMAT}", self.format));
+        }
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&self.part_size) {
+            return fail(format!("part size {}", self.part_size));
         }
         if self.parts.len() >= MAX_PARTS as usize {
             return fail("too many parts".to_owned());

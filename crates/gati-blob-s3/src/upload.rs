@@ -356,12 +356,29 @@ impl Drop for S3UploadWriter {
 }
 
 /// Clears the lease of the record `stored` (as its holder last wrote it), so any node may resume
-/// the session at once. A no-op if someone changed the record since: then it is not ours.
+/// the session at once. Leaves the record alone if its lease names another holder: then it is
+/// not ours to release.
 pub(crate) async fn release_lease(shared: &Shared, id: &UploadId, stored: &StoredRecord) {
+    let Some(holder) = stored.record.lease.as_ref().map(|lease| lease.holder.clone()) else { return };
+    let Err(error) = clear_lease(shared, id, stored).await else { return };
+    // Our last record write may have landed without our learning it (a cancelled or failed
+    // request); if the stored record still names us, release from that version.
+    match record::load(shared, id).await {
+        Ok(Some(current)) if current.record.lease.as_ref().is_some_and(|lease| lease.holder == holder) => {
+            if let Err(error) = clear_lease(shared, id, &current).await {
+                tracing::debug!(%error, upload = %id, "upload lease not released; it will expire");
+            }
+        }
+        Ok(_) => tracing::debug!(%error, upload = %id, "upload lease already taken over or session gone"),
+        Err(load_error) => {
+            tracing::debug!(error = %load_error, upload = %id, "upload lease not released; it will expire")
+        }
+    }
+}
+
+async fn clear_lease(shared: &Shared, id: &UploadId, stored: &StoredRecord) -> Result<()> {
     let mut record = stored.record.clone();
     record.revision += 1;
     record.lease = None;
-    if let Err(error) = record::replace(shared, id, stored, record).await {
-        tracing::debug!(%error, upload = %id, "upload lease not released; it will expire");
-    }
+    record::replace(shared, id, stored, record).await.map(drop)
 }

@@ -98,11 +98,18 @@ async fn an_upload_begun_on_one_node_finishes_on_another() {
     let digest = sha256(&data);
     let id = upload_id();
 
-    // Node A: two full parts and a tail, in chunks that straddle the part boundaries.
-    let synced = 11 * MIB + 777;
+    // Node A: two full parts in chunks that straddle the part boundaries, then a tail built by
+    // several syncs (so its segments merge and are superseded).
     let mut writer = node_a.begin_upload(&id, &repo()).await.unwrap();
+    let mut synced = 10 * MIB + 1;
     write_chunks(&mut writer, &data[..synced], &[1_000_003, 65_536, 3]).await;
     writer.sync().await.unwrap();
+    for len in [100_000, 50_000, 20_000, 400_000, 7, 300_001] {
+        write_chunks(&mut writer, &data[synced..synced + len], &[len]).await;
+        writer.sync().await.unwrap();
+        synced += len;
+        assert_eq!(node_b.upload_info(&id).await.unwrap().unwrap().offset, synced as u64, "every sync is visible");
+    }
     // Bytes after the last sync are not promised to survive the writer.
     writer.write(Bytes::copy_from_slice(&data[synced..synced + 4096])).await.unwrap();
     drop(writer);
