@@ -94,7 +94,7 @@ pub(crate) async fn finish(finishing: Finishing, expected: &Digest) -> Result<u6
 }
 
 /// Commits the upload; sets `multipart_upload_done` once the session's multipart upload has been
-/// completed (successfully or not, it can no longer be aborted).
+/// completed, after which it no longer exists to be aborted.
 async fn commit(finishing: &Finishing, expected: &Digest, multipart_upload_done: &mut bool) -> Result<(), Refusal> {
     if expected.algorithm() == DigestAlgorithm::Sha256 {
         check_digest(&finishing.id, finishing.sha256.current(), expected)?;

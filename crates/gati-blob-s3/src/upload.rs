@@ -145,12 +145,13 @@ impl S3UploadWriter {
         self.current.push(chunk);
         loop {
             let number = self.next_part_number();
+            if number > MAX_PARTS {
+                // Part sizes grow so that this is past S3's 5 TB object limit anyway.
+                return Err(BlobError::new(BlobErrorKind::Io, format!("upload {} exceeds S3's 10,000 parts", self.id)));
+            }
             let len = part_len(self.part_size(), number);
             if self.current.len() < len {
                 return Ok(());
-            }
-            if number > MAX_PARTS {
-                return Err(BlobError::new(BlobErrorKind::Io, format!("upload {} exceeds S3's 10,000 parts", self.id)));
             }
             let part = self.current.take_front(len);
             // The tail's bytes are now in this part; its segments go once a record says so.
