@@ -14,6 +14,7 @@ mod error;
 mod log_store;
 mod network;
 mod peers;
+mod read_index;
 mod service;
 mod state_machine;
 mod storage_io;
@@ -33,6 +34,7 @@ use gati_meta::log_store::LogStore;
 use openraft::error::{Fatal, InitializeError, RaftError as OpenRaftError};
 use openraft::metrics::WaitError;
 use openraft::{BasicNode, ChangeMembers, RaftMetrics, ServerState, SnapshotPolicy};
+use read_index::ReadIndexer;
 
 pub use error::{RaftError, Result};
 pub use peers::Peers;
@@ -49,6 +51,10 @@ use types::Raft;
 /// once; a restarted one either resumes its committed leadership at once or, if the crash came
 /// between an election and its vote being stored, needs one election timeout.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a leader's linearizable read waits for its own state machine to apply the read
+/// index: the entries are committed, so this is only an apply backlog.
+const READ_APPLY_WAIT: Duration = Duration::from_secs(10);
 
 /// Returns the Raft configuration of `group`.
 fn raft_config(group: GroupId, tuning: RaftTuning) -> openraft::Config {
@@ -134,6 +140,7 @@ const ADAPTERS_RELEASE_WAIT: Duration = Duration::from_secs(30);
 pub struct RaftNode {
     raft: Raft,
     batcher: Batcher,
+    reads: ReadIndexer,
     group: GroupId,
     node_id: u64,
     log: LogStore,
@@ -181,8 +188,9 @@ impl RaftNode {
         transport.table.insert(group, raft.clone());
         let adapters_gone = Arc::new(tokio::sync::Mutex::new(adapters_gone));
         let batcher = Batcher::start(raft.clone(), group);
-        let node =
-            RaftNode { raft, batcher, group, node_id: node_id.0, log, table: transport.table.clone(), adapters_gone };
+        let reads = ReadIndexer::start(raft.clone());
+        let table = transport.table.clone();
+        let node = RaftNode { raft, batcher, reads, group, node_id: node_id.0, log, table, adapters_gone };
         if let Err(error) = node.bootstrap(bootstrap).await {
             node.shutdown().await;
             return Err(error);
@@ -245,18 +253,18 @@ impl RaftNode {
 
     /// Returns once reads of the local state machine are linearizable: this node is still the
     /// leader and has applied everything committed before the call (Raft's read index, §6.4).
-    /// Costs one heartbeat round to a quorum (none with one member).
+    /// Costs a share of one heartbeat round to a quorum (see `read_index`).
     pub async fn ensure_linearizable(&self) -> Result<()> {
-        self.raft.ensure_linearizable().await?;
-        Ok(())
+        let index = self.read_index().await?;
+        self.wait_applied(index, READ_APPLY_WAIT).await
     }
 
     /// On the leader: confirms leadership with a quorum and returns the index a linearizable read
-    /// must have applied, without waiting for this node's own apply. A follower serves a
-    /// linearizable read by asking the leader for this, then [`RaftNode::wait_applied`].
+    /// must have applied, without waiting for this node's own apply. Concurrent calls share
+    /// rounds. A follower serves a linearizable read by asking the leader for this, then
+    /// [`RaftNode::wait_applied`].
     pub async fn read_index(&self) -> Result<u64> {
-        let (read, _applied) = self.raft.get_read_log_id().await?;
-        Ok(read.map_or(0, |id| id.index))
+        self.reads.read_index().await
     }
 
     /// Waits until this node has applied the entry at `index`, at most `timeout`.
