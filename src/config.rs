@@ -76,14 +76,39 @@ impl ClusterConfig {
     }
 }
 
+/// Which store holds blob bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlobBackend {
+    /// A local (or shared POSIX) directory: the embedded default.
+    #[default]
+    Fs,
+    /// An S3-compatible object store, configured in `[blobs.s3]`: the backend of clusters.
+    S3,
+}
+
 /// Where blob bytes live.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BlobConfig {
+    /// The backend.
+    pub backend: BlobBackend,
     /// Directory of the filesystem backend; defaults to `<data_dir>/blobs`. Nodes of a cluster on
     /// the filesystem backend must share it (one POSIX filesystem, e.g. NFS or one machine).
     pub path: Option<PathBuf>,
+    /// Settings of the S3 backend.
+    pub s3: Option<gati_blob_s3::S3Config>,
 }
+
+impl PartialEq for BlobConfig {
+    fn eq(&self, other: &Self) -> bool {
+        // S3Config hides its secret from Debug and has no PartialEq; compare what identifies it.
+        let s3 = |c: &BlobConfig| c.s3.as_ref().map(|s| (s.endpoint.clone(), s.bucket.clone(), s.key_prefix.clone()));
+        self.backend == other.backend && self.path == other.path && s3(self) == s3(other)
+    }
+}
+
+impl Eq for BlobConfig {}
 
 /// The node's configuration.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -181,6 +206,13 @@ impl Config {
             return Err(ConfigError::Invalid("idle timeouts must be at least one second".into()));
         }
         self.shard_count()?;
+        match (&self.blobs.backend, &self.blobs.s3) {
+            (BlobBackend::S3, None) => {
+                return Err(ConfigError::Invalid("blobs.backend = \"s3\" needs a [blobs.s3] section".into()));
+            }
+            (BlobBackend::S3, Some(s3)) => s3.validate().map_err(|e| ConfigError::Invalid(format!("blobs.s3: {e}")))?,
+            (BlobBackend::Fs, _) => {}
+        }
         if self.snapshot_entries < 10 {
             return Err(ConfigError::Invalid("snapshot_entries must be at least 10".into()));
         }
@@ -272,6 +304,17 @@ mod tests {
         assert_eq!(cluster.advertised_rpc(), "127.0.0.1:7002");
         assert_eq!(c.blob_dir(), PathBuf::from("/srv/blobs"));
         assert_eq!(c.shard_count().unwrap().get(), 8);
+        let s3 = format!(
+            "{text}\n[blobs.s3]\nendpoint = \"http://127.0.0.1:9000\"\nbucket = \"gati\"\n\
+             access_key_id = \"a\"\nsecret_access_key = \"b\"\n"
+        )
+        .replace("[blobs]\n", "[blobs]\nbackend = \"s3\"\n");
+        let parsed: Config = toml::from_str(&s3).unwrap();
+        parsed.validate().unwrap();
+        assert_eq!(parsed.blobs.backend, BlobBackend::S3);
+        assert_eq!(parsed.blobs.s3.as_ref().map(|s| s.bucket.as_str()), Some("gati"));
+        let no_section = text.replace("[blobs]\n", "[blobs]\nbackend = \"s3\"\n");
+        assert!(toml::from_str::<Config>(&no_section).unwrap().validate().is_err());
         let dup = text.replace("id = 2,", "id = 1,");
         assert!(toml::from_str::<Config>(&dup).unwrap().validate().is_err());
     }

@@ -17,7 +17,7 @@ use crate::actors::{NamespaceDirectory, UploadDirectory};
 use crate::cluster::admin::AdminService;
 use crate::cluster::forward::ForwardingService;
 use crate::cluster::{Cluster, ClusterError, Membership};
-use crate::config::{Config, ConfigError};
+use crate::config::{BlobBackend, Config, ConfigError};
 use crate::raft::{RaftShared, RaftTuning};
 use crate::registry::Registry;
 
@@ -47,6 +47,8 @@ pub struct Node {
     cluster: Cluster,
     meta: MetaStore,
     rpc: Option<RpcServer>,
+    /// The S3 store, when blobs live there: its upload-session claims are released at shutdown.
+    s3: Option<Arc<gati_blob_s3::S3BlobStore>>,
     purger: tokio::task::JoinHandle<()>,
     /// Tasks that run for the node's lifetime (gauges, shard reconciler, joining).
     background: Vec<tokio::task::JoinHandle<()>>,
@@ -145,7 +147,14 @@ impl Node {
             ))
             .into());
         }
-        let blobs: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(config.blob_dir()).await?);
+        let (blobs, s3): (Arc<dyn BlobStore>, _) = match (&config.blobs.backend, &config.blobs.s3) {
+            (BlobBackend::S3, Some(settings)) => {
+                info!(endpoint = %settings.endpoint, bucket = %settings.bucket, "blobs in S3");
+                let store = Arc::new(gati_blob_s3::S3BlobStore::connect(settings).await?);
+                (store.clone(), Some(store))
+            }
+            _ => (Arc::new(FsBlobStore::open(config.blob_dir()).await?), None),
+        };
         let transport =
             RaftShared { tuning: RaftTuning { snapshot_entries: config.snapshot_entries }, ..RaftShared::default() };
         let forwarding = ForwardingService::default();
@@ -197,6 +206,7 @@ impl Node {
             cluster,
             meta,
             rpc,
+            s3,
             purger,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
         })
@@ -248,6 +258,10 @@ impl Node {
             task.abort();
         }
         self.cluster.shutdown().await;
+        if let Some(s3) = &self.s3 {
+            // Hands parked upload sessions back at once, so other nodes need not wait out a lease.
+            s3.settle_lease_releases().await;
+        }
         if let Some(rpc) = self.rpc.take() {
             rpc.stop().await;
         }

@@ -350,7 +350,7 @@ fn a_node_joins_and_another_leaves_under_load_without_losing_data() {
 #[test]
 fn a_node_joining_after_log_compaction_catches_up_from_a_snapshot() {
     // Snapshot every 20 entries, so the shard's early log is compacted away before node 4 joins.
-    let mut cluster = TestCluster::start_with(3, SHARDS, "snapshot_entries = 20");
+    let mut cluster = TestCluster::start_with(3, SHARDS, "snapshot_entries = 20", "");
     let repo = "library/snap";
     let group = group_of("library");
     let index = 1 + group.trim_start_matches("shard-").parse::<usize>().expect("shard number");
@@ -392,4 +392,40 @@ fn without_a_quorum_stale_tag_reads_still_answer_and_linearizable_ones_refuse() 
     let strict = http::must(&addr, "GET", path, &[], &[]);
     assert_eq!(strict.status, 503, "{}", strict.text());
     assert!(strict.text().contains("UNAVAILABLE"), "{}", strict.text());
+}
+
+#[test]
+fn on_s3_an_upload_hops_nodes_and_pulls_go_straight_to_the_object_store() {
+    let s3 = common::S3Server::start();
+    let cluster = TestCluster::start_with(3, SHARDS, "", &s3.blobs_toml(true));
+    let mut rng = Rng::new();
+    // More than one 5 MiB part plus a tail, each request through another node.
+    let data = rng.bytes(11 * 1024 * 1024 + 333);
+    let repo = "orgs/acme/model";
+    let location = oci::start_upload(&cluster.addr(0), repo).expect("POST").expect("202");
+    let cut = [0, 6 * 1024 * 1024, 6 * 1024 * 1024 + 100, data.len()];
+    for (hop, range) in cut.windows(2).enumerate() {
+        let content_range = format!("{}-{}", range[0], range[1] - 1);
+        let headers = [("Content-Type", "application/octet-stream"), ("Content-Range", content_range.as_str())];
+        let r = http::must(&cluster.addr(hop), "PATCH", &location, &headers, &data[range[0]..range[1]]);
+        assert_eq!(r.status, 202, "chunk {hop}: {}", r.text());
+    }
+    let digest = digest_of(&data);
+    let put = http::must(&cluster.addr(1), "PUT", &oci::with_query(&location, &format!("digest={digest}")), &[], &[]);
+    assert_eq!(put.status, 201, "finish: {}", put.text());
+    for i in 0..3 {
+        let pull = oci::get_blob(&cluster.addr(i), repo, &digest).expect("GET blob");
+        assert_eq!(pull.status, 307, "node {i} redirects whole-blob pulls");
+        let url = pull.header("Location").expect("Location").to_owned();
+        let host = url.trim_start_matches("http://").split('/').next().expect("host").to_owned();
+        let fetched = http::must(&host, "GET", &oci::location_path(&url), &[], &[]);
+        assert_eq!(fetched.status, 200, "presigned GET: {}", fetched.text());
+        assert!(fetched.body == data, "node {i}: the object store serves other bytes");
+        let ranged =
+            http::must(&cluster.addr(i), "GET", &format!("/v2/{repo}/blobs/{digest}"), &[("Range", "bytes=5-9")], &[]);
+        assert_eq!(ranged.status, 206);
+        assert_eq!(ranged.body, &data[5..10]);
+    }
+    let manifest = try_push_image(&cluster.addr(2), repo, "v1", b"small layer", &mut rng).expect("push on S3");
+    assert_serves(&cluster.addr(0), repo, "v1", &manifest);
 }

@@ -29,6 +29,18 @@ pub async fn get_blob(
     } else {
         // An unparseable Range is ignored and the whole blob served (RFC 9110 §14.2).
         let range = headers::text(request_headers, header::RANGE).and_then(|r| ByteRange::parse(r).ok());
+        // Whole-blob pulls may go straight to the object store (ranged ones are served here, so
+        // their 206/416 semantics stay exactly ours).
+        if range.is_none()
+            && let Some(url) = registry.blob_redirect(repo, digest).await?
+        {
+            return common
+                .status(StatusCode::TEMPORARY_REDIRECT)
+                .header(header::LOCATION, headers::value(url))
+                .header(header::CONTENT_LENGTH, 0)
+                .body(Body::empty())
+                .map_err(|e| RegistryError::internal(&e, "building blob redirect").into());
+        }
         let content = registry.get_blob(repo, digest, range).await?;
         match content.range {
             Some((start, end)) => common

@@ -19,6 +19,10 @@ pub struct BlobContent {
     pub stream: ByteStream,
 }
 
+/// How long a pull redirect stays valid: long enough for a slow client to start a large download,
+/// short enough that a leaked URL soon expires.
+const REDIRECT_LIFETIME: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 impl Registry {
     /// Returns a blob's size if it is linked into the repository. Served from the local replica;
     /// a miss costs a read-index round, so a blob pushed through another node a moment ago is
@@ -31,6 +35,13 @@ impl Registry {
         }
         self.inner.cluster.linearizable(shard).await?;
         state.blob_link(repo, digest)?.ok_or(RegistryError::BlobUnknown)
+    }
+
+    /// Returns a URL the client may fetch the blob from directly (a presigned object-store URL),
+    /// when the blob store offers one; `None` means serve the bytes through this node.
+    pub async fn blob_redirect(&self, repo: &RepoName, digest: &Digest) -> Result<Option<String>> {
+        self.stat_blob(repo, digest).await?;
+        Ok(self.inner.blobs.presigned_read_url(digest, REDIRECT_LIFETIME).await?)
     }
 
     /// Streams a blob, or one byte range of it.

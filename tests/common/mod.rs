@@ -750,14 +750,21 @@ pub mod cluster {
         members: String,
         shards: u16,
         extra: String,
+        blobs: String,
     }
 
-    fn node_config(dir: &Path, id: usize, shards: u16, rpc: &str, members: &str, extra: &str) -> PathBuf {
+    /// Writes node `id`'s configuration: `extra` top-level settings, and `blobs` as its
+    /// `[blobs]` section (by default a directory shared by all nodes).
+    fn node_config(dir: &Path, id: usize, shards: u16, rpc: &str, members: &str, extra: &str, blobs: &str) -> PathBuf {
         let config = dir.join(format!("node{id}.toml"));
+        let blobs = if blobs.is_empty() {
+            format!("[blobs]\npath = \"{}\"\n", dir.join("blobs").display())
+        } else {
+            blobs.to_owned()
+        };
         let text = format!(
             "node_id = {id}\nshards = {shards}\nupload_idle_secs = 2\n{extra}\n[log]\nlevel = \"info,openraft=error\"\n\
-             [blobs]\npath = \"{}\"\n[cluster]\nrpc_listen = \"{rpc}\"\nmembers = [{members}]\n",
-            dir.join("blobs").display()
+             {blobs}\n[cluster]\nrpc_listen = \"{rpc}\"\nmembers = [{members}]\n"
         );
         std::fs::write(&config, text).expect("write node config");
         config
@@ -767,11 +774,12 @@ pub mod cluster {
         /// Writes the configs, launches every node, and waits until each one is ready (every
         /// consensus group it runs has a leader).
         pub fn start(n: usize, shards: u16) -> TestCluster {
-            TestCluster::start_with(n, shards, "")
+            TestCluster::start_with(n, shards, "", "")
         }
 
-        /// Like [`TestCluster::start`], with `extra` top-level settings in every node's config.
-        pub fn start_with(n: usize, shards: u16, extra: &str) -> TestCluster {
+        /// Like [`TestCluster::start`], with `extra` top-level settings and `blobs` as the
+        /// `[blobs]` section (empty: a shared directory) in every node's config.
+        pub fn start_with(n: usize, shards: u16, extra: &str, blobs: &str) -> TestCluster {
             let dir = tempfile::tempdir().expect("tempdir");
             let rpc: Vec<String> = (0..n).map(|_| format!("127.0.0.1:{}", free_port())).collect();
             let members = rpc
@@ -782,14 +790,14 @@ pub mod cluster {
                 .join(", ");
             let mut nodes = Vec::with_capacity(n);
             for (i, addr) in rpc.iter().enumerate() {
-                let config = node_config(dir.path(), i + 1, shards, addr, &members, extra);
+                let config = node_config(dir.path(), i + 1, shards, addr, &members, extra, blobs);
                 let data = dir.path().join(format!("node{}", i + 1));
                 nodes.push(Registry::launch_configured(free_port(), &data, &config));
             }
             for node in &mut nodes {
                 node.wait_ready();
             }
-            TestCluster { nodes, dir, rpc, members, shards, extra: extra.to_owned() }
+            TestCluster { nodes, dir, rpc, members, shards, extra: extra.to_owned(), blobs: blobs.to_owned() }
         }
 
         /// Starts one more node that joins the running cluster by itself (its configuration lists
@@ -797,7 +805,7 @@ pub mod cluster {
         pub fn add_node(&mut self) -> usize {
             let id = self.nodes.len() + 1;
             let addr = format!("127.0.0.1:{}", free_port());
-            let config = node_config(self.dir.path(), id, self.shards, &addr, &self.members, &self.extra);
+            let config = node_config(self.dir.path(), id, self.shards, &addr, &self.members, &self.extra, &self.blobs);
             let data = self.dir.path().join(format!("node{id}"));
             let mut node = Registry::launch_configured(free_port(), &data, &config);
             node.wait_ready();
@@ -824,5 +832,62 @@ pub mod cluster {
             let groups = status["groups"].as_array().expect("groups");
             groups.iter().find(|g| g["group"] == group).and_then(|g| g["leader"].as_u64())
         }
+    }
+}
+
+/// A real S3-compatible server (s3s-fs, started through `scripts/s3-server.sh`) with one bucket,
+/// stopped on drop.
+pub struct S3Server {
+    pub endpoint: String,
+    pub bucket: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pid: u32,
+    _dir: tempfile::TempDir,
+}
+
+impl S3Server {
+    /// Starts the server on a free loopback port; fails (never skips) if it is not installed.
+    pub fn start() -> S3Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("s3");
+        let bucket = "gati".to_owned();
+        // s3s-fs keeps each bucket as a directory of its root.
+        std::fs::create_dir_all(data.join(&bucket)).expect("create the bucket directory");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/s3-server.sh");
+        let out = run_bounded(Command::new("bash").arg(script).arg("start").arg(&data), Duration::from_secs(30));
+        assert!(
+            out.status.success(),
+            "the S3 server did not start (install it with scripts/install-test-deps.sh): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let vars: std::collections::HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+            .collect();
+        let var = |k: &str| vars.get(k).cloned().unwrap_or_else(|| panic!("s3-server.sh printed no {k}"));
+        S3Server {
+            endpoint: var("S3_ENDPOINT"),
+            bucket,
+            access_key: var("S3_ACCESS_KEY_ID"),
+            secret_key: var("S3_SECRET_ACCESS_KEY"),
+            pid: var("S3_PID").parse().expect("pid"),
+            _dir: dir,
+        }
+    }
+
+    /// The `[blobs]` section of a node configuration that stores blobs in this server.
+    pub fn blobs_toml(&self, redirect_reads: bool) -> String {
+        format!(
+            "[blobs]\nbackend = \"s3\"\n[blobs.s3]\nendpoint = \"{}\"\nbucket = \"{}\"\naccess_key_id = \"{}\"\n\
+             secret_access_key = \"{}\"\npart_size = 5242880\nredirect_reads = {redirect_reads}\n",
+            self.endpoint, self.bucket, self.access_key, self.secret_key
+        )
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-9").arg(self.pid.to_string()).status();
     }
 }

@@ -147,14 +147,29 @@ impl Bucket {
     }
 
     /// Reads a small object whole; `None` if it does not exist. Returns its bytes and `ETag`.
+    ///
+    /// A body cut short is read again (a few times): the SDK retries failed requests but not a
+    /// response whose body breaks off, which happens on flaky links and, with some S3-compatible
+    /// servers, when the object is replaced while it is being read.
     pub(crate) async fn get_small(&self, key: &str) -> S3Result<Option<(Bytes, Option<String>)>> {
-        let read = match self.get(key, None).await {
-            Ok(read) => read,
-            Err(failure) if failure.failure == Failure::NoSuchKey => return Ok(None),
-            Err(failure) => return Err(failure),
-        };
-        let bytes = read.body.collect().await.map_err(|e| S3Failure::other(format!("read {key}"), e))?;
-        Ok(Some((bytes.into_bytes(), read.etag)))
+        const ATTEMPTS: u32 = 4;
+        let mut attempt = 1;
+        loop {
+            let read = match self.get(key, None).await {
+                Ok(read) => read,
+                Err(failure) if failure.failure == Failure::NoSuchKey => return Ok(None),
+                Err(failure) => return Err(failure),
+            };
+            match read.body.collect().await {
+                Ok(bytes) => return Ok(Some((bytes.into_bytes(), read.etag))),
+                Err(e) if attempt >= ATTEMPTS => return Err(S3Failure::other(format!("read {key}"), e)),
+                Err(e) => {
+                    tracing::debug!(key, attempt, error = %e, "small object body broke off; reading it again");
+                    tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+            }
+        }
     }
 
     /// Writes an object in one request under `condition`; returns its `ETag`.

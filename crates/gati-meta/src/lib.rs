@@ -32,9 +32,25 @@ pub struct MetaStore {
 
 impl MetaStore {
     /// Opens (or creates) the database in `dir`.
+    ///
+    /// sled's background flusher keeps a closed database locked for a moment after its last
+    /// handle is dropped, so opening it again in the same process (a restart of the node inside
+    /// one process, as tests do) retries a busy lock for up to two seconds. Another process
+    /// holding the database still gets the error once that time is up.
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open()?;
-        Ok(MetaStore { db })
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open() {
+                Ok(db) => return Ok(MetaStore { db }),
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline =>
+                {
+                    #[allow(clippy::disallowed_methods, reason = "synchronous open, bounded retry")]
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Returns the state machine of consensus group `group`.
