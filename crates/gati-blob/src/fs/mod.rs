@@ -8,8 +8,6 @@
 //! May call `gati-core` types, `std::fs` and tokio's blocking pool; must not know about
 //! repositories beyond recording an upload's owner, nor about HTTP or Raft.
 
-mod aligned_buffer;
-mod data_file;
 mod layout;
 mod read;
 mod upload;
@@ -26,7 +24,6 @@ use gati_core::{Digest, RepoName, UploadId};
 use crate::error::{BlobError, BlobErrorKind, Result};
 use crate::hashing::digest_of;
 use crate::store::{BlobRead, BlobStore, UploadInfo, UploadWriter, resolve_read_range};
-use data_file::UploadIo;
 use layout::{Layout, fsync_dir};
 use read::FileRangeStream;
 
@@ -37,7 +34,6 @@ use read::FileRangeStream;
 #[derive(Clone, Debug)]
 pub struct FsBlobStore {
     layout: Arc<Layout>,
-    upload_io: UploadIo,
 }
 
 impl FsBlobStore {
@@ -52,19 +48,7 @@ impl FsBlobStore {
                 .map_err(|e| BlobError::io(format!("prepare blob store at {}", prepared.root().display()), e))
         })
         .await?;
-        Ok(FsBlobStore { layout, upload_io: UploadIo::DirectWhenLarge })
-    }
-
-    /// Returns this store with upload data written through the page cache only, never with
-    /// `O_DIRECT`.
-    ///
-    /// By default a large upload bypasses the page cache where the filesystem allows it, and falls
-    /// back to it where the filesystem refuses. This turns the direct path off, for filesystems
-    /// that accept `O_DIRECT` but do it slowly, and for tests of the page-cache path.
-    /// Durability is the same either way.
-    pub fn with_page_cache_uploads(mut self) -> Self {
-        self.upload_io = UploadIo::PageCacheOnly;
-        self
+        Ok(FsBlobStore { layout })
     }
 
     /// Returns the root directory.
@@ -195,14 +179,14 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn begin_upload(&self, id: &UploadId, repo: &RepoName) -> Result<Box<dyn UploadWriter>> {
-        let (layout, io) = (Arc::clone(&self.layout), self.upload_io);
+        let layout = Arc::clone(&self.layout);
         let (id, repo) = (id.clone(), repo.clone());
-        let writer = blocking(move || upload::begin_session(layout, io, &id, &repo)).await?;
+        let writer = blocking(move || upload::begin_session(layout, &id, &repo)).await?;
         Ok(Box::new(writer))
     }
 
     async fn resume_upload(&self, id: &UploadId) -> Result<Option<(UploadInfo, Box<dyn UploadWriter>)>> {
-        let resumed = upload::resume_session(Arc::clone(&self.layout), self.upload_io, id).await?;
+        let resumed = upload::resume_session(Arc::clone(&self.layout), id).await?;
         Ok(resumed.map(|(info, writer)| (info, Box::new(writer) as Box<dyn UploadWriter>)))
     }
 

@@ -3,9 +3,8 @@
 //! Owns the running digest and the data file of each session. Chunks are coalesced into batches of
 //! about [`WRITE_BATCH`] bytes; each batch is written by one `spawn_blocking` job and hashed by
 //! another, running side by side, while the writer already accepts the next batch. Network
-//! receive, hashing and writing thus overlap, with at most two batches of memory per session (plus
-//! the data file's one staging buffer once the upload is large) and no thread held while a client
-//! is idle. How the bytes reach the disk (page cache or `O_DIRECT`) is `data_file.rs`'s business.
+//! receive, hashing and writing thus overlap, with at most two batches of memory per session and no
+//! thread held while a client is idle.
 //!
 //! The data file is held under an exclusive `flock` by its one writer (including a job still
 //! running after the writer was dropped), which is how `resume_upload` knows the session is free.
@@ -22,7 +21,6 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 use crate::error::{BlobError, BlobErrorKind, Result};
-use crate::fs::data_file::{DataFile, UploadIo};
 use crate::fs::layout::{Layout, fsync_dir};
 use crate::fs::{blob_is_durably_present, blocking, commit_verified_file};
 use crate::hashing::ContentHasher;
@@ -51,6 +49,54 @@ impl PersistedUploadInfo {
         UploadInfo { repo: self.repo, started_at_unix_secs: self.started_at_unix_secs, offset }
     }
 }
+
+/// The session's data file, locked, and how many bytes it holds.
+struct DataFile {
+    file: File,
+    written: u64,
+    /// Bytes before this offset have had writeback started (see [`WRITEBACK_STEP`]).
+    writeback_started: u64,
+}
+
+impl DataFile {
+    fn new(file: File, written: u64) -> Self {
+        DataFile { file, written, writeback_started: written }
+    }
+
+    fn append(&mut self, batch: &[Bytes]) -> io::Result<()> {
+        for chunk in batch {
+            self.file.write_all(chunk)?;
+            self.written += chunk.len() as u64;
+        }
+        if self.written - self.writeback_started >= WRITEBACK_STEP {
+            start_writeback(&self.file, self.writeback_started, self.written - self.writeback_started);
+            self.writeback_started = self.written;
+        }
+        Ok(())
+    }
+}
+
+/// Asks the kernel to start writing back dirty data of a session once this much has piled up, so
+/// the fsync in `finish` (which the client's final PUT waits on) has little left to flush and
+/// dirty pages never pile up to the kernel's throttling threshold. It doubles as the step between
+/// hints: big enough that the call is rare.
+const WRITEBACK_STEP: u64 = 8 * 1024 * 1024;
+
+/// Starts asynchronous writeback of `len` bytes from `offset`; a hint, so failures are ignored
+/// (the fsync at `sync` or `finish` is what guarantees durability).
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len)) else {
+        return;
+    };
+    // SAFETY: `file` owns the descriptor and outlives the call; `SYNC_FILE_RANGE_WRITE` only
+    // schedules writeback of pages already written and touches no memory of ours.
+    let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
 /// One part of a session (the data file, or the running hash) that blocking jobs take turns to
 /// own. The data file and the hash are separate lanes so that writing a batch and hashing it run
@@ -108,7 +154,7 @@ impl FsUploadWriter {
         FsUploadWriter {
             layout,
             id,
-            offset: data.len(),
+            offset: data.written,
             data: Lane::new(data),
             hasher: Lane::new(hasher),
             pending: Vec::new(),
@@ -158,7 +204,7 @@ impl FsUploadWriter {
         // Cloning a batch clones reference counts, not bytes.
         let batch = self.take_pending();
         let hashed = batch.clone();
-        self.data.start(data, move |data| batch.iter().try_for_each(|chunk| data.append(chunk)));
+        self.data.start(data, move |data| data.append(&batch));
         self.hasher.start(hasher, move |hasher| {
             hashed.iter().for_each(|chunk| hasher.update(chunk));
             Ok(())
@@ -191,9 +237,9 @@ impl UploadWriter for FsUploadWriter {
         self.dispatch_pending().await?;
         // Durability needs the data lane only; the hash of the last batch may still be running.
         let data = self.reclaim_data("append to upload data").await?;
-        self.data.start(data, DataFile::sync_data);
+        self.data.start(data, |data| data.file.sync_data());
         let data = self.reclaim_data("sync upload data").await?;
-        debug_assert_eq!(data.len(), self.offset, "sync leaves nothing buffered");
+        debug_assert_eq!(data.written, self.offset, "sync leaves nothing buffered");
         self.data.idle = Some(data);
         Ok(())
     }
@@ -212,15 +258,12 @@ impl UploadWriter for FsUploadWriter {
 fn finish_session(
     layout: &Layout,
     id: &UploadId,
-    mut data: DataFile,
+    data: DataFile,
     hasher: ContentHasher,
     expected: &Digest,
 ) -> Result<u64> {
-    // Staged bytes reach the file before anything reads, verifies or commits it.
-    data.flush().map_err(|e| BlobError::io("append to upload data", e))?;
-    let size = data.len();
     // `file` keeps the session locked until the commit is done.
-    let mut file = data.into_file().map_err(|e| BlobError::io("append to upload data", e))?;
+    let DataFile { mut file, written: size, .. } = data;
     let actual = match expected.algorithm() {
         DigestAlgorithm::Sha256 => hasher.finish(),
         // The running hash is sha256 only; the rare sha512 push pays one read of its data.
@@ -294,20 +337,14 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// Opens a session's data file for writing and reading back. Not `O_APPEND`: every write names
-/// its offset, which direct I/O needs aligned, and the length is tracked by [`DataFile`].
+/// Opens a session's data file for appending and reading back.
 fn open_data_file(path: &std::path::Path, create: bool) -> io::Result<File> {
-    OpenOptions::new().read(true).write(true).create_new(create).open(path)
+    OpenOptions::new().read(true).append(true).create_new(create).open(path)
 }
 
 /// Creates `uploads/<id>/` fully formed: it is built under `tmp/` and renamed into place, so a
 /// session directory never lacks its record.
-pub(crate) fn begin_session(
-    layout: Arc<Layout>,
-    io: UploadIo,
-    id: &UploadId,
-    repo: &RepoName,
-) -> Result<FsUploadWriter> {
+pub(crate) fn begin_session(layout: Arc<Layout>, id: &UploadId, repo: &RepoName) -> Result<FsUploadWriter> {
     let final_dir = layout.upload_dir(id);
     if final_dir.try_exists().map_err(|e| BlobError::io("check upload session", e))? {
         return Err(BlobError::new(BlobErrorKind::UploadExists, format!("upload {id}")));
@@ -341,7 +378,7 @@ pub(crate) fn begin_session(
         return Err(BlobError::with_source(kind, format!("install upload session {id}"), e));
     }
     fsync_dir(&layout.uploads_dir()).map_err(|e| BlobError::io("sync uploads directory", e))?;
-    let data = DataFile::new(data, 0, io);
+    let data = DataFile::new(data, 0);
     Ok(FsUploadWriter::new(layout, id.clone(), data, ContentHasher::new(DigestAlgorithm::Sha256)))
 }
 
@@ -370,11 +407,7 @@ fn read_record(layout: &Layout, id: &UploadId) -> Result<Option<PersistedUploadI
 
 /// One attempt to take over a session: `Ok(None)` if it does not exist, `UploadBusy` if a writer
 /// (or a dropped writer's last job) still holds it.
-fn try_resume_session(
-    layout: &Arc<Layout>,
-    io: UploadIo,
-    id: &UploadId,
-) -> Result<Option<(UploadInfo, FsUploadWriter)>> {
+fn try_resume_session(layout: &Arc<Layout>, id: &UploadId) -> Result<Option<(UploadInfo, FsUploadWriter)>> {
     let Some(record) = read_record(layout, id)? else {
         return Ok(None);
     };
@@ -395,23 +428,17 @@ fn try_resume_session(
     let mut hasher = ContentHasher::new(DigestAlgorithm::Sha256);
     let written =
         feed_file_from_start(&mut file, &mut hasher).map_err(|e| BlobError::io("read back upload data", e))?;
-    // At an unaligned length the data file reads its partial last block back once it goes direct.
-    let data = DataFile::new(file, written, io);
-    let writer = FsUploadWriter::new(Arc::clone(layout), id.clone(), data, hasher);
+    let writer = FsUploadWriter::new(Arc::clone(layout), id.clone(), DataFile::new(file, written), hasher);
     Ok(Some((record.with_offset(written), writer)))
 }
 
 /// Takes over a session, waiting briefly for a dropped writer's last job to let go of it.
-pub(crate) async fn resume_session(
-    layout: Arc<Layout>,
-    io: UploadIo,
-    id: &UploadId,
-) -> Result<Option<(UploadInfo, FsUploadWriter)>> {
+pub(crate) async fn resume_session(layout: Arc<Layout>, id: &UploadId) -> Result<Option<(UploadInfo, FsUploadWriter)>> {
     let deadline = tokio::time::Instant::now() + RESUME_LOCK_WAIT;
     loop {
         let attempt_layout = Arc::clone(&layout);
         let attempt_id = id.clone();
-        match blocking(move || try_resume_session(&attempt_layout, io, &attempt_id)).await {
+        match blocking(move || try_resume_session(&attempt_layout, &attempt_id)).await {
             Err(e) if e.kind() == BlobErrorKind::UploadBusy && tokio::time::Instant::now() < deadline => {
                 // A dropped writer's job finishes within one batch write; poll rather than block a
                 // thread on the lock, since a live writer could hold it forever.
