@@ -1,9 +1,10 @@
 //! Group commit: concurrent proposals share one Raft log entry.
 //!
 //! openraft 0.9 appends and flushes each `client_write` on its own, so without grouping the write
-//! rate is capped at one log flush per command. The batcher keeps one proposal in flight; commands
-//! that arrive meanwhile queue up and travel together in the next one, so under load each flush
-//! commits many commands, while a lone command waits for no timer. Commands keep their arrival
+//! rate is capped at one log flush per command. The batcher keeps a few proposals in flight
+//! (pipelined: the next entry is appended and replicated while earlier ones commit); commands that
+//! arrive while all slots are busy queue up and travel together in the next entry, so under load
+//! each flush commits many commands, while a lone command waits for no timer. Commands keep their arrival
 //! order, and the state machine applies an entry's commands in order and atomically
 //! (`gati_meta::StateMachine::apply`), so grouping is invisible to callers.
 
@@ -19,6 +20,9 @@ use super::types::Raft;
 const MAX_COMMANDS_PER_ENTRY: usize = 512;
 /// Proposals waiting for a batch; senders wait when it is full (backpressure).
 const QUEUE_DEPTH: usize = 4_096;
+/// Log entries proposed and not yet applied. A few overlap the leader's fsync, the replication
+/// round trip and the followers' fsyncs of consecutive entries; more would only shrink batches.
+const IN_FLIGHT: usize = 4;
 
 type WriteError = OpenRaftError<u64, ClientWriteError<u64, BasicNode>>;
 
@@ -57,26 +61,46 @@ async fn run(raft: Raft, group: GroupId, mut waiting: mpsc::Receiver<Waiting>) {
     let mut batch = Vec::with_capacity(MAX_COMMANDS_PER_ENTRY);
     let entry_commands = metrics::histogram!("gati_raft_commands_per_entry", "group" => group.name());
     let commit_seconds = metrics::histogram!("gati_raft_proposal_seconds", "group" => group.name());
-    while waiting.recv_many(&mut batch, MAX_COMMANDS_PER_ENTRY).await > 0 {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    loop {
+        // A free slot first, then whatever has queued by then: while every slot is busy, commands
+        // gather into the next entry.
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        if waiting.recv_many(&mut batch, MAX_COMMANDS_PER_ENTRY).await == 0 {
+            return;
+        }
         let (commands, replies): (Vec<Command>, Vec<_>) = batch.drain(..).map(|w| (w.command, w.reply)).unzip();
         let count = commands.len();
         entry_commands.record(count as f64);
         let started = std::time::Instant::now();
-        let written = raft.client_write(Proposal { commands }).await;
-        commit_seconds.record(started.elapsed().as_secs_f64());
-        match written {
-            Ok(response) => {
-                let outcomes = response.data.outcomes;
-                debug_assert_eq!(outcomes.len(), count, "one outcome per command");
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
+        // Submitted in order: the log order is the order commands left the queue.
+        let submitted = raft.client_write_ff(Proposal { commands }).await;
+        let commit_seconds = commit_seconds.clone();
+        tokio::spawn(async move {
+            let outcome: Result<_, WriteError> = match submitted {
+                Err(fatal) => Err(OpenRaftError::Fatal(fatal)),
+                Ok(receiver) => match receiver.await {
+                    Ok(written) => written.map_err(OpenRaftError::APIError),
+                    // The core dropped the request: it is shutting down.
+                    Err(_) => Err(OpenRaftError::Fatal(Fatal::Stopped)),
+                },
+            };
+            drop(slot);
+            commit_seconds.record(started.elapsed().as_secs_f64());
+            match outcome {
+                Ok(response) => {
+                    let outcomes = response.data.outcomes;
+                    debug_assert_eq!(outcomes.len(), count, "one outcome per command");
+                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+                Err(error) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(error.clone()));
+                    }
                 }
             }
-            Err(error) => {
-                for reply in replies {
-                    let _ = reply.send(Err(error.clone()));
-                }
-            }
-        }
+        });
     }
 }

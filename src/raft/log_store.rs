@@ -23,9 +23,25 @@ use std::ops::{Bound, RangeBounds};
 use gati_meta::log_store::{LogStore, Slot};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{AnyError, ErrorSubject, ErrorVerb, OptionalSend, StorageIOError};
+use tokio::sync::mpsc;
 
 use super::storage_io::{AdaptersAlive, decode, encode, run_blocking, storage_error};
 use super::types::{Entry, GatiRaft, LogId, StorageError, Vote};
+
+/// Makes appended entries durable, in order, and reports each append once it is.
+///
+/// One fsync covers every append that was written before it started (sled flushes all earlier
+/// writes), so appends that queue up while a flush runs share the next one: group commit at the
+/// storage level. Callbacks fire in append order, after the flush that covers them.
+async fn flush_appends(log: LogStore, mut waiting: mpsc::UnboundedReceiver<LogFlushed<GatiRaft>>) {
+    let mut batch = Vec::new();
+    while waiting.recv_many(&mut batch, 1024).await > 0 {
+        let outcome = log.flush_async().await.map_err(|e| e.to_string());
+        for callback in batch.drain(..) {
+            callback.log_io_completed(outcome.clone().map_err(io::Error::other));
+        }
+    }
+}
 
 /// How many bytes of entries one replication read returns at most (at least one entry is always
 /// returned). Bounds the memory of a catching-up follower's batch; openraft also caps the entry
@@ -36,13 +52,17 @@ const MAX_READ_BYTES: usize = 4 * 1024 * 1024;
 #[derive(Clone)]
 pub(super) struct LogAdapter {
     log: LogStore,
+    flusher: mpsc::UnboundedSender<LogFlushed<GatiRaft>>,
     _alive: AdaptersAlive,
 }
 
 impl LogAdapter {
     /// Wraps an open log store; `alive` tells the node when openraft has dropped every clone.
+    /// Starts the group's flusher task, which ends once every clone is dropped.
     pub(super) fn new(log: LogStore, alive: AdaptersAlive) -> Self {
-        LogAdapter { log, _alive: alive }
+        let (flusher, waiting) = mpsc::unbounded_channel();
+        tokio::spawn(flush_appends(log.clone(), waiting));
+        LogAdapter { log, flusher, _alive: alive }
     }
 
     /// Reads and decodes a slot holding consensus metadata.
@@ -176,17 +196,15 @@ impl RaftLogStorage<GatiRaft> for LogAdapter {
         })
         .await?;
         // Readable now; openraft may count these entries towards a quorum only once the callback
-        // fires, so it fires after the fsync, never before.
-        match self.log.flush_async().await {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.log_io_completed(Err(io::Error::other(e.to_string())));
-                Err(StorageIOError::write_logs(&e).into())
-            }
+        // fires, so it fires after the fsync, never before. The fsync runs in the flusher, not
+        // here: openraft's core waits for `append` to return, and holding it through an fsync
+        // would keep the leader from replicating the entry while it is being made durable here.
+        if let Err(refused) = self.flusher.send(callback) {
+            // The flusher is gone only if the runtime is shutting down; flush inline instead.
+            let outcome = self.log.flush_async().await.map_err(|e| io::Error::other(e.to_string()));
+            refused.0.log_io_completed(outcome);
         }
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {

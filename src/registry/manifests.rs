@@ -139,7 +139,13 @@ impl Registry {
             artifact_type: parsed.referrer_artifact_type(),
             annotations: parsed.annotations,
         };
-        self.inner.blobs.put_verified(&digest, body.clone()).await?;
+        // Re-tagging a manifest the repository already holds (promoting a build, moving
+        // `latest`) needs no store write: its bytes were stored before its record was committed,
+        // and garbage collection keeps bytes for a grace period after their last record goes.
+        let known = self.inner.cluster.state_of(&repo).manifest(&repo, &digest)?.is_some();
+        if !known {
+            self.inner.blobs.put_verified(&digest, body.clone()).await?;
+        }
         let command = Command::PutManifest { repo, record: Box::new(record), tag, condition };
         match self.inner.namespaces.propose(command).await? {
             Applied::ManifestPut { .. } => {

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Cluster benchmark: a 3-node gati cluster on loopback (scripts/cluster, blobs in the local S3
+# server) against a single gati node, same machine, one run.
+#
+#   bash bench/cluster.sh            # full run (10 s per measurement)
+#   bash bench/cluster.sh --quick    # smoke run (2 s per measurement)
+#
+# Workloads:
+#   1. tag updates (manifest PUT by tag, each one moving a tag between two manifests) at
+#      concurrency 1, 16 and 64, sent to the shard's leader and to a follower (which forwards);
+#      throughput and p50/p99 commit latency as the client sees it;
+#   2. manifest GET by tag at concurrency 64: one node alone, then the 3-node cluster with the load
+#      split over its nodes (linearizable reads, then stale reads).
+# Writes the figures between the cluster markers of bench/RESULTS.md (the rest of the file is
+# left alone). Loopback only; every run is bounded by wrk's duration.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
+SECS=10
+[ "${1:-}" = "--quick" ] && SECS=2
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gati-registry/target}"
+RESULTS_MD="${RESULTS_MD:-$ROOT/bench/RESULTS.md}"
+WORK="$(mktemp -d /tmp/gati-cluster-bench.XXXXXX)"
+export GATI_CLUSTER_DIR="$WORK/cluster"
+SOLO_PID=""
+cleanup() {
+    bash scripts/cluster stop >/dev/null 2>&1 || true
+    [ -n "$SOLO_PID" ] && kill -9 "$SOLO_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+say() { printf '\n==> %s\n' "$*" >&2; }
+
+for tool in wrk python3 curl; do
+    command -v "$tool" >/dev/null || { echo "bench: $tool is missing (run scripts/install-test-deps.sh)" >&2; exit 1; }
+done
+say "build (release)"
+cargo build --quiet --release --bin gati-registry
+cargo build --quiet --release --manifest-path bench/loadgen/Cargo.toml --target-dir "$CARGO_TARGET_DIR/bench-loadgen"
+export GATI_BIN="$CARGO_TARGET_DIR/release/gati-registry"
+LOADGEN="$CARGO_TARGET_DIR/bench-loadgen/release/gati-bench-loadgen"
+
+wrk_json() { grep '^WRKJSON ' | sed 's/^WRKJSON //'; }
+
+# Seeds two manifests in REPO on ADDR and writes them to $WORK/a.json and $WORK/b.json.
+seed_tags() {
+    local addr="$1" repo="$2"
+    "$LOADGEN" seed-manifest --addr "$addr" --repo "$repo" --tag a >/dev/null
+    "$LOADGEN" seed-manifest --addr "$addr" --repo "$repo" --tag b >/dev/null
+    local accept="application/vnd.oci.image.manifest.v1+json"
+    curl -fsS -H "Accept: $accept" "http://$addr/v2/$repo/manifests/a" -o "$WORK/a.json"
+    curl -fsS -H "Accept: $accept" "http://$addr/v2/$repo/manifests/b" -o "$WORK/b.json"
+}
+
+# put_load ADDR REPO CONCURRENCY -> WRKJSON of tag updates
+put_load() {
+    local threads=$(($3 < 2 ? 1 : 2))
+    MANIFEST_A="$WORK/a.json" MANIFEST_B="$WORK/b.json" REPO="$2" TAGS=64 \
+        timeout $((SECS + 60)) wrk -t"$threads" -c"$3" -d"${SECS}s" --latency -s bench/tag_put.lua "http://$1" | wrk_json
+}
+
+# get_load ADDR PATH CONNS SECS [stale] -> WRKJSON of manifest GETs
+get_load() {
+    local lua="bench/manifest_get.lua"
+    if [ "${5:-}" = stale ]; then
+        sed 's/^wrk.method = "GET"/wrk.method = "GET"\nwrk.headers["Gati-Read-Consistency"] = "stale"/' bench/manifest_get.lua >"$WORK/stale.lua"
+        lua="$WORK/stale.lua"
+    fi
+    timeout $(($4 + 60)) wrk -t1 -c"$3" -d"${4}s" --latency -s "$lua" "http://$1$2" | wrk_json
+}
+
+declare -A R
+
+# ---- single node ------------------------------------------------------------------------------
+say "single node"
+"$GATI_BIN" serve --listen 127.0.0.1:5190 --data-dir "$WORK/solo" --log-level warn >"$WORK/solo.log" 2>&1 &
+SOLO_PID=$!
+"$LOADGEN" wait-ready --addr 127.0.0.1:5190 --path /readyz --pid "$SOLO_PID" >/dev/null
+seed_tags 127.0.0.1:5190 library/bench
+"$LOADGEN" seed-manifest --addr 127.0.0.1:5190 --repo bench/manifest --tag latest >/dev/null
+for c in 1 16 64; do
+    R[solo_put_$c]="$(put_load 127.0.0.1:5190 library/bench "$c")"
+done
+get_load 127.0.0.1:5190 /v2/bench/manifest/manifests/latest 64 2 >/dev/null # warm-up
+R[solo_get]="$(get_load 127.0.0.1:5190 /v2/bench/manifest/manifests/latest 64 "$SECS")"
+kill "$SOLO_PID"; wait "$SOLO_PID" 2>/dev/null || true; SOLO_PID=""
+
+# ---- 3-node cluster ---------------------------------------------------------------------------
+say "3-node cluster"
+bash scripts/cluster start -n 3 >/dev/null
+seed_tags 127.0.0.1:5101 library/bench
+"$LOADGEN" seed-manifest --addr 127.0.0.1:5101 --repo bench/manifest --tag latest >/dev/null
+# `library` lives in shard FNV-1a("library") mod 16 = 0.
+LEADER="$("$GATI_BIN" cluster status --rpc 127.0.0.1:7101 --json | python3 -c '
+import json, sys
+groups = json.load(sys.stdin)["groups"]
+print(next(g["leader"] for g in groups if g["group"] == "shard-0000"))')"
+FOLLOWER=$(( LEADER % 3 + 1 ))
+for c in 1 16 64; do
+    R[leader_put_$c]="$(put_load "127.0.0.1:510$LEADER" library/bench "$c")"
+    R[follower_put_$c]="$(put_load "127.0.0.1:510$FOLLOWER" library/bench "$c")"
+done
+for mode in linearizable stale; do
+    get_load 127.0.0.1:5101 /v2/bench/manifest/manifests/latest 21 2 "$mode" >/dev/null # warm-up
+    for n in 1 2 3; do
+        get_load "127.0.0.1:510$n" /v2/bench/manifest/manifests/latest 21 "$SECS" "$mode" >"$WORK/get_${mode}_${n}.json" &
+    done
+    wait
+    R[cluster_get_$mode]="$(python3 -c '
+import json, sys
+runs = [json.load(open(p)) for p in sys.argv[1:]]
+print(json.dumps({"req_per_s": sum(r["req_per_s"] for r in runs), "p50_ms": max(r["p50_ms"] for r in runs),
+                  "p99_ms": max(r["p99_ms"] for r in runs), "non2xx": sum(r["non2xx"] for r in runs)}))' \
+        "$WORK/get_${mode}_1.json" "$WORK/get_${mode}_2.json" "$WORK/get_${mode}_3.json")"
+done
+
+# ---- report -----------------------------------------------------------------------------------
+args=()
+for k in "${!R[@]}"; do args+=("$k=${R[$k]}"); done
+python3 - "$RESULTS_MD" "$SECS" "$(nproc)" "$LEADER" "${args[@]}" <<'PY'
+import json, sys
+path, secs, cpus, leader = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+r = {k: json.loads(v) for k, v in (a.split("=", 1) for a in sys.argv[5:])}
+def row(name, x):
+    return f"| {name} | {x['req_per_s']:.0f} | {x['p50_ms']:.2f} | {x['p99_ms']:.2f} | {x.get('non2xx', 0)} |"
+lines = ["<!-- cluster:begin -->", "## Cluster (bench/cluster.sh)", "",
+         f"3 gati nodes on loopback, one {cpus}-CPU machine shared by all nodes, the S3 server and wrk; "
+         f"{secs} s per measurement. Tag updates are manifest PUTs by tag, each moving a tag between two "
+         f"manifests (a committed Raft write); the shard's leader was node {leader}.", "",
+         "### Tag updates (commit latency as the client sees it)", "",
+         "| target, concurrency | updates/s | p50 ms | p99 ms | non-2xx |", "|---|---|---|---|---|"]
+for c in (1, 16, 64):
+    lines.append(row(f"single node, {c}", r[f"solo_put_{c}"]))
+    lines.append(row(f"cluster via leader, {c}", r[f"leader_put_{c}"]))
+    lines.append(row(f"cluster via follower (forwarded), {c}", r[f"follower_put_{c}"]))
+p99_16 = r["leader_put_16"]["p99_ms"]
+lines += ["", f"Target p99 < 10 ms at concurrency 16 (via leader): {p99_16:.2f} ms — "
+          f"{'PASS' if p99_16 < 10 else 'FAIL'}.", "",
+          "### Manifest GET by tag, 64 connections", "",
+          "| setup | req/s | p50 ms | p99 ms | non-2xx |", "|---|---|---|---|---|",
+          row("1 node", r["solo_get"]),
+          row("3 nodes, linearizable (read index)", r["cluster_get_linearizable"]),
+          row("3 nodes, stale reads", r["cluster_get_stale"]), "",
+          f"Read scaling 3 nodes / 1 node: linearizable {r['cluster_get_linearizable']['req_per_s'] / r['solo_get']['req_per_s']:.2f}x, "
+          f"stale {r['cluster_get_stale']['req_per_s'] / r['solo_get']['req_per_s']:.2f}x "
+          f"(all three nodes share the same {cpus} CPUs here, so this shows the cost of replication, not the "
+          f"capacity of three machines).", "<!-- cluster:end -->"]
+section = "\n".join(lines) + "\n"
+try:
+    text = open(path).read()
+except FileNotFoundError:
+    text = ""
+if "<!-- cluster:begin -->" in text:
+    head, rest = text.split("<!-- cluster:begin -->", 1)
+    tail = rest.split("<!-- cluster:end -->", 1)[1] if "<!-- cluster:end -->" in rest else ""
+    text = head + section + tail.lstrip("\n")
+else:
+    text = text.rstrip("\n") + "\n\n" + section
+open(path, "w").write(text)
+print(section)
+PY
