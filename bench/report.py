@@ -174,6 +174,13 @@ def main():
         md += [open(notes).read().strip(), ""]
     md += ["Raw results:", "", "```json", json.dumps({"meta": meta, "baseline": baseline, "results": res,
                                                      "skipped": skipped}, indent=1, sort_keys=True), "```", ""]
+    # The cluster section is written by bench/cluster.sh between its markers; a re-run of this
+    # benchmark keeps it.
+    begin, end = "<!-- cluster:begin -->", "<!-- cluster:end -->"
+    if os.path.exists(out_md):
+        previous = open(out_md).read()
+        if begin in previous and end in previous:
+            md += [begin + previous.split(begin, 1)[1].split(end, 1)[0] + end, ""]
     with open(out_md, "w") as f:
         f.write("\n".join(md))
     print("\nwrote %s" % out_md)
