@@ -88,7 +88,7 @@ pub enum BlobBackend {
 }
 
 /// Where blob bytes live.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct BlobConfig {
     /// The backend.
@@ -99,16 +99,6 @@ pub struct BlobConfig {
     /// Settings of the S3 backend.
     pub s3: Option<gati_blob_s3::S3Config>,
 }
-
-impl PartialEq for BlobConfig {
-    fn eq(&self, other: &Self) -> bool {
-        // S3Config hides its secret from Debug and has no PartialEq; compare what identifies it.
-        let s3 = |c: &BlobConfig| c.s3.as_ref().map(|s| (s.endpoint.clone(), s.bucket.clone(), s.key_prefix.clone()));
-        self.backend == other.backend && self.path == other.path && s3(self) == s3(other)
-    }
-}
-
-impl Eq for BlobConfig {}
 
 /// The node's configuration.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]

@@ -85,10 +85,12 @@ impl Registry {
     /// collection. Access control will narrow the candidates to repositories the caller can read.
     pub async fn mount_blob_from_any(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
         // The target's own shard first (the likely holder: same namespace), then every other.
-        let own = self.inner.cluster.shard_of_repo(repo);
+        let cluster = &self.inner.cluster;
+        let own = cluster.shard_of_repo(repo);
+        let others = cluster.shard_count().shards().filter(|shard| *shard != own);
         let mut size = None;
-        for state in std::iter::once(self.inner.cluster.state(own)).chain(self.inner.cluster.states()) {
-            if let Some((_, found)) = state.blob_holders(digest, 1)?.into_iter().next() {
+        for shard in std::iter::once(own).chain(others) {
+            if let Some((_, found)) = cluster.state(shard).blob_holders(digest, 1)?.into_iter().next() {
                 size = Some(found);
                 break;
             }
