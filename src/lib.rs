@@ -8,6 +8,7 @@
 
 pub mod actors;
 pub mod cluster;
+pub mod coalesce;
 pub mod config;
 pub mod http;
 pub mod node;

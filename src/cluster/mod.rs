@@ -26,6 +26,7 @@ use gati_meta::{MetaStore, StateMachine};
 
 pub use error::{ClusterError, Result};
 
+use crate::coalesce::Rounds;
 use crate::raft::{Bootstrap, Members, RaftError, RaftNode, RaftShared};
 
 /// How long a read or write waits for a shard to have a reachable leader before it fails as
@@ -54,6 +55,38 @@ pub enum Membership {
 struct Shard {
     raft: RaftNode,
     state: StateMachine,
+    /// This node's requests for the leader's read index, shared by concurrent follower reads.
+    leader_reads: Rounds<LeaderRead>,
+}
+
+/// The outcome of one follower round of asking the shard's leader for its read index.
+#[derive(Clone, Debug)]
+enum LeaderRead {
+    /// Reads of the local replica are linearizable once it has applied this index.
+    Index(u64),
+    /// No index this round, and why; the read retries.
+    Retry(String),
+}
+
+/// Starts the task through which follower reads of `raft`'s shard ask its leader for a read
+/// index: reads that arrive while a request is in flight share the next one, so a follower sends
+/// one request per round trip, not one per read.
+fn leader_reads(raft: &RaftNode, shard: ShardId, peers: &crate::raft::Peers) -> Rounds<LeaderRead> {
+    let (raft, peers) = (raft.clone(), peers.clone());
+    Rounds::start(move |_readers| {
+        let (raft, peers) = (raft.clone(), peers.clone());
+        async move {
+            match raft.leader() {
+                None => LeaderRead::Retry("no leader elected".to_owned()),
+                Some((leader, _)) if leader == raft.node_id() => LeaderRead::Retry("leadership moved here".to_owned()),
+                Some((leader, addr)) => match forward::read_index(&peers, &addr, shard).await {
+                    Ok(forward::ReadIndex::Index(index)) => LeaderRead::Index(index),
+                    Ok(forward::ReadIndex::NotLeader) => LeaderRead::Retry(format!("node {leader} no longer leads")),
+                    Err(e) => LeaderRead::Retry(e.to_string()),
+                },
+            }
+        }
+    })
 }
 
 /// Handle to this node's groups; cheap to clone.
@@ -116,7 +149,10 @@ impl Cluster {
                 }
             };
             match start_group(GroupId::Shard(shard), bootstrap).await {
-                Ok((raft, state)) => shards.push(Shard { raft, state }),
+                Ok((raft, state)) => {
+                    let leader_reads = leader_reads(&raft, shard, &transport.peers);
+                    shards.push(Shard { raft, state, leader_reads })
+                }
                 Err(error) => {
                     for started in &shards {
                         started.raft.shutdown().await;
@@ -194,12 +230,13 @@ impl Cluster {
         self.inner.meta.members()
     }
 
-    /// Returns once reads of `shard`'s local replica are linearizable: the shard's leader has
-    /// confirmed its leadership with a quorum and this replica has applied everything it had
-    /// committed (the leader's read index). On the leader this is one heartbeat round; on any
-    /// other node one gRPC round trip to the leader plus, rarely, a wait for apply.
+    /// Returns once reads of `shard`'s local replica are linearizable: this replica has applied
+    /// everything the shard's leader had committed when the call was made (the leader's read
+    /// index, confirmed by its lease or a quorum round). On the leader this is usually free; on
+    /// any other node it is a share of one gRPC round trip to the leader plus, rarely, a wait for
+    /// apply.
     pub async fn linearizable(&self, shard: ShardId) -> Result<()> {
-        let raft = self.raft(shard);
+        let Shard { raft, leader_reads, .. } = self.shard(shard);
         let deadline = Instant::now() + LEADER_DEADLINE;
         let mut backoff = Backoff::new();
         loop {
@@ -210,17 +247,15 @@ impl Cluster {
                     Err(RaftError::QuorumNotEnough(q)) => q.to_string(),
                     Err(e) => return Err(e.into()),
                 }
-            } else if let Some((leader, addr)) = raft.leader() {
-                match forward::read_index(&self.inner.transport.peers, &addr, shard).await {
-                    Ok(forward::ReadIndex::Index(index)) => {
+            } else {
+                match leader_reads.next().await {
+                    Some(LeaderRead::Index(index)) => {
                         let remaining = deadline.saturating_duration_since(Instant::now());
                         return raft.wait_applied(index, remaining).await.map_err(Into::into);
                     }
-                    Ok(forward::ReadIndex::NotLeader) => format!("node {leader} no longer leads"),
-                    Err(e) => e.to_string(),
+                    Some(LeaderRead::Retry(why)) => why,
+                    None => return Err(RaftError::stopped().into()),
                 }
-            } else {
-                "no leader elected".to_owned()
             };
             if Instant::now() >= deadline {
                 return Err(ClusterError::NoLeader { shard, why });

@@ -90,6 +90,13 @@ impl RaftError {
     }
 }
 
+impl RaftError {
+    /// The error of a call on a node that has stopped.
+    pub fn stopped() -> Self {
+        Fatal::<u64>::Stopped.into()
+    }
+}
+
 impl From<Fatal<u64>> for RaftError {
     fn from(fatal: Fatal<u64>) -> Self {
         RaftError::Fatal(Box::new(fatal))

@@ -188,7 +188,7 @@ impl RaftNode {
         transport.table.insert(group, raft.clone());
         let adapters_gone = Arc::new(tokio::sync::Mutex::new(adapters_gone));
         let batcher = Batcher::start(raft.clone(), group);
-        let reads = ReadIndexer::start(raft.clone());
+        let reads = ReadIndexer::start(raft.clone(), node_id.0);
         let table = transport.table.clone();
         let node = RaftNode { raft, batcher, reads, group, node_id: node_id.0, log, table, adapters_gone };
         if let Err(error) = node.bootstrap(bootstrap).await {
@@ -253,15 +253,16 @@ impl RaftNode {
 
     /// Returns once reads of the local state machine are linearizable: this node is still the
     /// leader and has applied everything committed before the call (Raft's read index, §6.4).
-    /// Costs a share of one heartbeat round to a quorum (see `read_index`).
+    /// Free while the leader lease holds, otherwise a share of one heartbeat round to a quorum
+    /// (see `read_index`).
     pub async fn ensure_linearizable(&self) -> Result<()> {
         let index = self.read_index().await?;
         self.wait_applied(index, READ_APPLY_WAIT).await
     }
 
-    /// On the leader: confirms leadership with a quorum and returns the index a linearizable read
-    /// must have applied, without waiting for this node's own apply. Concurrent calls share
-    /// rounds. A follower serves a linearizable read by asking the leader for this, then
+    /// On the leader: returns the index a linearizable read must have applied, without waiting for
+    /// this node's own apply; from the leader lease when it holds, otherwise after confirming
+    /// leadership with a quorum (concurrent calls share rounds). A follower serves a linearizable read by asking the leader for this, then
     /// [`RaftNode::wait_applied`].
     pub async fn read_index(&self) -> Result<u64> {
         self.reads.read_index().await

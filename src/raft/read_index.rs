@@ -1,59 +1,117 @@
-//! Batched read index: concurrent linearizable reads share one leadership confirmation.
+//! The leader's read index: quorum rounds shared by concurrent reads, and a leader lease that
+//! lets reads skip the round entirely while it holds.
 //!
 //! A linearizable read needs a read index obtained by a quorum round that *started after the read
 //! arrived* (Raft §6.4). openraft runs one heartbeat round per request, which would cap reads at
-//! one round trip each. Here one task runs rounds back to back: every read that arrives while a
-//! round is in flight waits for the next one, which starts after it arrived, so each read gets
-//! an index that is safe for it while a busy leader confirms leadership once per round, not once
-//! per read. No clocks or leases are involved.
+//! one round trip each, so rounds are coalesced ([`crate::coalesce`]): every read that arrives
+//! while a round is in flight waits for the next one.
+//!
+//! **The lease.** A round that started at `t` and was acknowledged by a quorum proves more than
+//! leadership at `t`: every voter that acknowledged it refuses to vote for anyone else until
+//! `leader_lease` (openraft's `election_timeout_max`, 1 s) after it received the heartbeat, which
+//! was after `t`. So no other leader can exist before `t + leader_lease`, and until then this
+//! leader knows every committed entry without asking. Reads use the lease for [`LEASE`], half of
+//! that, which leaves half a second for clock-rate differences between nodes and for a voter that
+//! restarts (a restarted voter forgets when it last heard from the leader, which is why the
+//! transport does not let a freshly started group vote for [`VOTE_QUIET`]; see `service`).
+//!
+//! Under the lease the read index is the leader's last log index: it covers every committed entry
+//! (leader completeness) and every write acknowledged so far, since a write is acknowledged only
+//! once applied on the leader. The lease is tied to the term and the membership it was confirmed
+//! in: a new term or a membership change needs a fresh round.
 
-use openraft::BasicNode;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
 use openraft::error::{CheckIsLeaderError, Fatal, RaftError as OpenRaftError};
-use tokio::sync::{mpsc, oneshot};
+use openraft::{BasicNode, LogId, ServerState};
 
 use super::error::{RaftError, Result};
 use super::types::Raft;
+use crate::coalesce::Rounds;
 
-/// Reads waiting for the next round; senders wait when it is full (backpressure).
-const QUEUE_DEPTH: usize = 8_192;
+/// How long after a quorum round started reads may rely on it without another round.
+pub(super) const LEASE: Duration = Duration::from_millis(500);
+
+/// How long a group that just started on this node refuses to vote: a voter that restarts within
+/// a leader's lease must not help elect a second leader before the lease ends. openraft's own
+/// `leader_lease` (`election_timeout_max`).
+pub(super) const VOTE_QUIET: Duration = Duration::from_millis(1_000);
 
 type CheckError = OpenRaftError<u64, CheckIsLeaderError<u64, BasicNode>>;
-type Reply = oneshot::Sender<std::result::Result<u64, CheckError>>;
 
-/// Handle to the read-index task of one Raft node.
+/// What a lease was confirmed for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct LeaseScope {
+    term: u64,
+    membership: Option<LogId<u64>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Lease {
+    until: Instant,
+    scope: LeaseScope,
+}
+
+/// Handle to the read index of one Raft node.
 #[derive(Clone)]
 pub(super) struct ReadIndexer {
-    queue: mpsc::Sender<Reply>,
+    raft: Raft,
+    node_id: u64,
+    lease: Arc<Mutex<Option<Lease>>>,
+    rounds: Rounds<std::result::Result<u64, CheckError>>,
 }
 
 impl ReadIndexer {
-    /// Starts the task; it ends when every handle is dropped.
-    pub(super) fn start(raft: Raft) -> Self {
-        let (queue, waiting) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(raft, waiting));
-        ReadIndexer { queue }
+    /// Starts the round task; it ends when every handle is dropped.
+    pub(super) fn start(raft: Raft, node_id: u64) -> Self {
+        let lease = Arc::new(Mutex::new(None::<Lease>));
+        let rounds = Rounds::start({
+            let (raft, lease) = (raft.clone(), lease.clone());
+            move |readers| {
+                let (raft, lease) = (raft.clone(), lease.clone());
+                async move {
+                    metrics::histogram!("gati_raft_reads_per_round").record(readers as f64);
+                    let started = Instant::now();
+                    let scope = scope_of(&raft);
+                    let outcome = raft.get_read_log_id().await.map(|(read, _applied)| read.map_or(0, |id| id.index));
+                    // Only a round that stayed in one term and membership proves the lease.
+                    if outcome.is_ok() && scope_of(&raft) == scope {
+                        *lease.lock().unwrap_or_else(PoisonError::into_inner) =
+                            Some(Lease { until: started + LEASE, scope });
+                    }
+                    outcome
+                }
+            }
+        });
+        ReadIndexer { raft, node_id, lease, rounds }
     }
 
-    /// Returns a read index confirmed by a quorum round that started after this call.
+    /// Returns an index such that a replica that has applied it serves linearizable reads: from
+    /// the lease when it holds, otherwise from a quorum round that started after this call.
     pub(super) async fn read_index(&self) -> Result<u64> {
-        let (reply, index) = oneshot::channel();
-        let stopped = || RaftError::from(Fatal::<u64>::Stopped);
-        self.queue.send(reply).await.map_err(|_| stopped())?;
-        match index.await {
-            Ok(result) => result.map_err(RaftError::from),
-            Err(_) => Err(stopped()),
+        if let Some(index) = self.leased_index() {
+            return Ok(index);
         }
+        match self.rounds.next().await {
+            Some(outcome) => outcome.map_err(RaftError::from),
+            None => Err(Fatal::<u64>::Stopped.into()),
+        }
+    }
+
+    /// The read index under a valid lease, if this node holds one.
+    fn leased_index(&self) -> Option<u64> {
+        let lease = (*self.lease.lock().unwrap_or_else(PoisonError::into_inner))?;
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let leading = metrics.state == ServerState::Leader && metrics.current_leader == Some(self.node_id);
+        let scope = LeaseScope { term: metrics.current_term, membership: *metrics.membership_config.log_id() };
+        (leading && scope == lease.scope && Instant::now() < lease.until).then(|| metrics.last_log_index.unwrap_or(0))
     }
 }
 
-async fn run(raft: Raft, mut waiting: mpsc::Receiver<Reply>) {
-    let mut batch = Vec::new();
-    while waiting.recv_many(&mut batch, QUEUE_DEPTH).await > 0 {
-        // Every read in `batch` arrived before this round starts.
-        let outcome = raft.get_read_log_id().await.map(|(read, _applied)| read.map_or(0, |id| id.index));
-        metrics::histogram!("gati_raft_reads_per_round").record(batch.len() as f64);
-        for reply in batch.drain(..) {
-            let _ = reply.send(outcome.clone());
-        }
-    }
+fn scope_of(raft: &Raft) -> LeaseScope {
+    let metrics = raft.metrics();
+    let metrics = metrics.borrow();
+    LeaseScope { term: metrics.current_term, membership: *metrics.membership_config.log_id() }
 }

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Instant;
 
 use gati_core::GroupId;
 use gati_proto::cluster::raft_transport_server::{RaftTransport, RaftTransportServer};
@@ -19,17 +20,25 @@ use serde::de::DeserializeOwned;
 use tonic::{Request, Response, Status};
 
 use super::network::MAX_MESSAGE_BYTES;
+use super::read_index::VOTE_QUIET;
 use super::types::{GatiRaft, Raft};
 
 /// The node's running consensus groups; cheap to clone, clones share the table.
 #[derive(Clone, Default)]
 pub struct GroupTable {
-    groups: Arc<RwLock<HashMap<GroupId, Raft>>>,
+    groups: Arc<RwLock<HashMap<GroupId, Running>>>,
+}
+
+/// A group running on this node, and when it started here.
+#[derive(Clone)]
+struct Running {
+    raft: Raft,
+    started: Instant,
 }
 
 impl GroupTable {
     pub(super) fn insert(&self, group: GroupId, raft: Raft) {
-        self.groups.write().unwrap_or_else(PoisonError::into_inner).insert(group, raft);
+        self.groups.write().unwrap_or_else(PoisonError::into_inner).insert(group, Running { raft, started: Instant::now() });
     }
 
     pub(super) fn remove(&self, group: GroupId) {
@@ -37,6 +46,10 @@ impl GroupTable {
     }
 
     fn get(&self, group: &str) -> Result<Raft, Status> {
+        self.running(group).map(|running| running.raft)
+    }
+
+    fn running(&self, group: &str) -> Result<Running, Status> {
         let id: GroupId = group.parse().map_err(|e| Status::invalid_argument(format!("{e}")))?;
         self.groups
             .read()
@@ -79,7 +92,13 @@ impl RaftTransport for RaftTransportService {
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         let RaftMessage { group, payload } = request.into_inner();
-        let raft = self.table.get(&group)?;
+        let Running { raft, started } = self.table.running(&group)?;
+        // A restarted voter has forgotten when it last heard from the leader, so it would grant
+        // a vote inside that leader's lease. Staying silent for one lease keeps reads served under
+        // the lease linearizable across restarts (see `read_index`). Candidates retry.
+        if started.elapsed() < VOTE_QUIET {
+            return Err(Status::unavailable(format!("group {group} started here less than {VOTE_QUIET:?} ago")));
+        }
         let rpc: VoteRequest<u64> = decode(&payload)?;
         reply(group, &raft.vote(rpc).await)
     }
