@@ -128,6 +128,8 @@ pub struct Config {
     /// Each consensus group snapshots its state (and then compacts its log) every this many
     /// entries.
     pub snapshot_entries: u64,
+    /// Log entries each consensus group keeps proposed and uncommitted at once.
+    pub proposal_pipeline: usize,
     /// Blob storage.
     pub blobs: BlobConfig,
     /// Cluster membership and node-to-node RPC; `None` runs one node on its own.
@@ -148,6 +150,7 @@ impl Default for Config {
             shutdown_grace_secs: 30,
             shards: gati_core::ShardCount::DEFAULT.get(),
             snapshot_entries: 10_000,
+            proposal_pipeline: 1,
             blobs: BlobConfig::default(),
             cluster: None,
         }
@@ -205,6 +208,9 @@ impl Config {
         }
         if self.snapshot_entries < 10 {
             return Err(ConfigError::Invalid("snapshot_entries must be at least 10".into()));
+        }
+        if !(1..=64).contains(&self.proposal_pipeline) {
+            return Err(ConfigError::Invalid("proposal_pipeline must be between 1 and 64".into()));
         }
         if let Some(cluster) = &self.cluster {
             if cluster.replicas == 0 {

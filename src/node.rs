@@ -155,8 +155,13 @@ impl Node {
             }
             _ => (Arc::new(FsBlobStore::open(config.blob_dir()).await?), None),
         };
-        let transport =
-            RaftShared { tuning: RaftTuning { snapshot_entries: config.snapshot_entries }, ..RaftShared::default() };
+        let transport = RaftShared {
+            tuning: RaftTuning {
+                snapshot_entries: config.snapshot_entries,
+                proposal_pipeline: config.proposal_pipeline,
+            },
+            ..RaftShared::default()
+        };
         let forwarding = ForwardingService::default();
         let admin = AdminService::default();
         let node_id = NodeId(config.node_id);

@@ -397,7 +397,7 @@ fn without_a_quorum_stale_tag_reads_still_answer_and_linearizable_ones_refuse() 
             break strict;
         }
         assert_eq!(strict.body, manifest);
-        std::thread::sleep(Duration::from_millis(100));
+        pause(Duration::from_millis(100));
     };
     assert_eq!(strict.status, 503, "{}", strict.text());
     assert!(strict.text().contains("UNAVAILABLE"), "{}", strict.text());

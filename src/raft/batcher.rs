@@ -1,10 +1,13 @@
 //! Group commit: concurrent proposals share one Raft log entry.
 //!
 //! openraft 0.9 appends and flushes each `client_write` on its own, so without grouping the write
-//! rate is capped at one log flush per command. The batcher keeps a few proposals in flight
-//! (pipelined: the next entry is appended and replicated while earlier ones commit); commands that
-//! arrive while all slots are busy queue up and travel together in the next entry, so under load
-//! each flush commits many commands, while a lone command waits for no timer. Commands keep their arrival
+//! rate is capped at one log flush per command. The batcher keeps `pipeline` entries in flight
+//! (one by default); commands that arrive while every slot is busy queue up and travel together
+//! in the next entry, so under load each flush and replication round commits many commands, while
+//! a lone command waits for no timer. A deeper pipeline appends and replicates the next entry
+//! while earlier ones commit, which pays off only when the network round trip dominates: every
+//! entry costs each replica a message, an fsync and an apply, and on CPU-bound nodes four small
+//! entries in flight measured slower than one large one (`bench/NOTES.md`). Commands keep their arrival
 //! order, and the state machine applies an entry's commands in order and atomically
 //! (`gati_meta::StateMachine::apply`), so grouping is invisible to callers.
 
@@ -20,9 +23,6 @@ use super::types::Raft;
 const MAX_COMMANDS_PER_ENTRY: usize = 512;
 /// Proposals waiting for a batch; senders wait when it is full (backpressure).
 const QUEUE_DEPTH: usize = 4_096;
-/// Log entries proposed and not yet applied. A few overlap the leader's fsync, the replication
-/// round trip and the followers' fsyncs of consecutive entries; more would only shrink batches.
-const IN_FLIGHT: usize = 4;
 
 type WriteError = OpenRaftError<u64, ClientWriteError<u64, BasicNode>>;
 
@@ -39,9 +39,9 @@ pub(super) struct Batcher {
 
 impl Batcher {
     /// Starts the batching task; it ends when every handle is dropped.
-    pub(super) fn start(raft: Raft, group: GroupId) -> Self {
+    pub(super) fn start(raft: Raft, group: GroupId, pipeline: usize) -> Self {
         let (queue, waiting) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(raft, group, waiting));
+        tokio::spawn(run(raft, group, pipeline.max(1), waiting));
         Batcher { queue }
     }
 
@@ -57,11 +57,11 @@ impl Batcher {
     }
 }
 
-async fn run(raft: Raft, group: GroupId, mut waiting: mpsc::Receiver<Waiting>) {
+async fn run(raft: Raft, group: GroupId, pipeline: usize, mut waiting: mpsc::Receiver<Waiting>) {
     let mut batch = Vec::with_capacity(MAX_COMMANDS_PER_ENTRY);
     let entry_commands = metrics::histogram!("gati_raft_commands_per_entry", "group" => group.name());
     let commit_seconds = metrics::histogram!("gati_raft_proposal_seconds", "group" => group.name());
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(pipeline));
     loop {
         // A free slot first, then whatever has queued by then: while every slot is busy, commands
         // gather into the next entry.

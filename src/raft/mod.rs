@@ -114,11 +114,13 @@ pub struct RaftShared {
 pub struct RaftTuning {
     /// A group snapshots its state, and may then purge its log, every this many entries.
     pub snapshot_entries: u64,
+    /// Log entries proposed and not yet applied at once (see `batcher`).
+    pub proposal_pipeline: usize,
 }
 
 impl Default for RaftTuning {
     fn default() -> Self {
-        RaftTuning { snapshot_entries: 10_000 }
+        RaftTuning { snapshot_entries: 10_000, proposal_pipeline: 1 }
     }
 }
 
@@ -187,7 +189,7 @@ impl RaftNode {
         .await?;
         transport.table.insert(group, raft.clone());
         let adapters_gone = Arc::new(tokio::sync::Mutex::new(adapters_gone));
-        let batcher = Batcher::start(raft.clone(), group);
+        let batcher = Batcher::start(raft.clone(), group, transport.tuning.proposal_pipeline);
         let reads = ReadIndexer::start(raft.clone(), node_id.0);
         let table = transport.table.clone();
         let node = RaftNode { raft, batcher, reads, group, node_id: node_id.0, log, table, adapters_gone };

@@ -38,7 +38,10 @@ struct Running {
 
 impl GroupTable {
     pub(super) fn insert(&self, group: GroupId, raft: Raft) {
-        self.groups.write().unwrap_or_else(PoisonError::into_inner).insert(group, Running { raft, started: Instant::now() });
+        self.groups
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(group, Running { raft, started: Instant::now() });
     }
 
     pub(super) fn remove(&self, group: GroupId) {
