@@ -38,6 +38,24 @@ impl Default for LogConfig {
     }
 }
 
+/// A deliberate fault, planted so that the fault-injection harness (`jepsen/`) can show it
+/// detects what it claims to; accepted only by debug builds.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlantedBug {
+    /// Linearizable tag reads are served from the local replica with no read index, as a broken
+    /// follower-read optimisation would.
+    StaleTagReads,
+}
+
+/// Settings for testing the test harness; see [`PlantedBug`].
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DebugConfig {
+    /// The fault to plant, if any.
+    pub planted_bug: Option<PlantedBug>,
+}
+
 /// One member of the cluster as listed in the bootstrap configuration.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -134,6 +152,8 @@ pub struct Config {
     pub blobs: BlobConfig,
     /// Cluster membership and node-to-node RPC; `None` runs one node on its own.
     pub cluster: Option<ClusterConfig>,
+    /// Planted faults for harness tests (debug builds only).
+    pub debug: DebugConfig,
 }
 
 impl Default for Config {
@@ -153,6 +173,7 @@ impl Default for Config {
             proposal_pipeline: 1,
             blobs: BlobConfig::default(),
             cluster: None,
+            debug: DebugConfig::default(),
         }
     }
 }
@@ -208,6 +229,9 @@ impl Config {
         }
         if self.snapshot_entries < 10 {
             return Err(ConfigError::Invalid("snapshot_entries must be at least 10".into()));
+        }
+        if cfg!(not(debug_assertions)) && self.debug.planted_bug.is_some() {
+            return Err(ConfigError::Invalid("debug.planted_bug is accepted only by debug builds".into()));
         }
         if !(1..=64).contains(&self.proposal_pipeline) {
             return Err(ConfigError::Invalid("proposal_pipeline must be between 1 and 64".into()));

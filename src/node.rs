@@ -191,6 +191,10 @@ impl Node {
                 return Err(e.into());
             }
         };
+        if let Some(crate::config::PlantedBug::StaleTagReads) = config.debug.planted_bug {
+            tracing::warn!("PLANTED BUG: linearizable tag reads are served without a read index");
+            cluster.plant_stale_tag_reads();
+        }
         let namespaces = NamespaceDirectory::new(cluster.clone(), config.namespace_idle());
         forwarding.attach(cluster.clone(), namespaces.clone());
         admin.attach(cluster.clone());

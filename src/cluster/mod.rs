@@ -101,6 +101,9 @@ struct Inner {
     meta: RaftNode,
     shards: Vec<Shard>,
     transport: RaftShared,
+    /// The harness's planted bug (`debug.planted_bug = "stale-tag-reads"`): when set,
+    /// [`Cluster::linearizable`] returns at once. Only debug builds accept the setting.
+    stale_tag_reads: std::sync::atomic::AtomicBool,
 }
 
 impl Cluster {
@@ -162,7 +165,14 @@ impl Cluster {
                 }
             }
         }
-        Ok(Cluster { inner: Arc::new(Inner { node_id, shard_count, meta, shards, transport }) })
+        Ok(Cluster { inner: Arc::new(Inner {
+            node_id,
+            shard_count,
+            meta,
+            shards,
+            transport,
+            stale_tag_reads: std::sync::atomic::AtomicBool::new(false),
+        }) })
     }
 
     /// Returns this node's id.
@@ -236,6 +246,9 @@ impl Cluster {
     /// any other node it is a share of one gRPC round trip to the leader plus, rarely, a wait for
     /// apply.
     pub async fn linearizable(&self, shard: ShardId) -> Result<()> {
+        if self.inner.stale_tag_reads.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
         let Shard { raft, leader_reads, .. } = self.shard(shard);
         let deadline = Instant::now() + LEADER_DEADLINE;
         let mut backoff = Backoff::new();
@@ -262,6 +275,12 @@ impl Cluster {
             }
             backoff.wait().await;
         }
+    }
+
+    /// Plants the harness's stale-read bug (see `crate::config::PlantedBug`); debug builds only.
+    pub fn plant_stale_tag_reads(&self) {
+        debug_assert!(cfg!(debug_assertions));
+        self.inner.stale_tag_reads.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Returns whether every group this node runs knows a leader: the node can route reads and
