@@ -385,6 +385,11 @@ impl History {
         &self.events
     }
 
+    /// The events, mutable: for a workload that post-processes its observations before checking.
+    pub fn events_mut(&mut self) -> &mut [Event] {
+        &mut self.events
+    }
+
     /// Returns the number of events.
     pub fn len(&self) -> usize {
         self.events.len()

@@ -12,7 +12,15 @@
 #![warn(missing_docs)]
 
 pub mod checker;
+pub mod client;
+pub mod cluster;
 pub mod history;
+pub mod nemesis;
+pub mod net;
+pub mod report;
+pub mod rng;
+pub mod runner;
+pub mod workload;
 
 pub use checker::{
     Anomaly, CheckConfig, Report, Stats, Undecided, Validity, Verdict, check_all, check_all_with, check_operations,
@@ -100,6 +108,13 @@ pub enum JepsenError {
         /// The completed operation.
         completion: String,
     },
+    /// The harness could not set up its environment (network namespaces, processes, files).
+    #[error("setup: {0}")]
+    Setup(String),
+    /// The cluster under test misbehaved in a way that stops the run (a node that never became
+    /// ready, a membership command refused).
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// An `ok` read carries no observed value.
     #[error("event {index}: ok completion of {f} carries no observed value")]
     MissingResult {
@@ -108,6 +123,13 @@ pub enum JepsenError {
         /// The operation's function name.
         f: &'static str,
     },
+}
+
+/// Sleeps this thread. The harness is synchronous: its threads are its clients and its nemesis,
+/// and there is no async runtime a sleep could block.
+#[allow(clippy::disallowed_methods, reason = "synchronous harness threads, no async runtime")]
+pub(crate) fn pause(duration: std::time::Duration) {
+    std::thread::sleep(duration);
 }
 
 /// Result type of the harness.

@@ -214,15 +214,27 @@ impl<'a> KeyHistory<'a> {
         }
     }
 
-    /// Returns true when every value that `ops` require and that the key's full history writes is
-    /// written within `ops`. Shrinking only keeps such sub-histories: dropping the only write of a
-    /// value a read observed would manufacture a violation the real history does not have.
+    /// Returns true when `ops` keeps every write (of the key's full history) of every value that
+    /// a kept operation requires. Shrinking only keeps such sub-histories, because then each
+    /// removal is sound: a removed update's value is required by nobody left, so in any
+    /// linearization of the larger history only unconditional writes can follow it before the
+    /// next update, and dropping it leaves a linearization of the smaller one. Hence the shrunk
+    /// history is non-linearizable only if the real one is, for the same reason. Keeping merely
+    /// *one* write of each required value is not enough: with two writes of `v`, dropping the
+    /// earlier one turns a read of `v` that followed it into a read of a value not yet written.
     fn is_closed(&self, ops: &[RegOp]) -> bool {
-        let written: HashSet<ValueId> = ops.iter().filter_map(|o| o.step.writes()).collect();
+        let count = |ops: &[RegOp]| {
+            let mut counts: HashMap<ValueId, usize> = HashMap::new();
+            for v in ops.iter().filter_map(|o| o.step.writes()) {
+                *counts.entry(v).or_default() += 1;
+            }
+            counts
+        };
+        let (kept, all) = (count(ops), count(&self.ops));
         ops.iter()
             .filter(|o| o.ret.is_some())
             .filter_map(|o| o.step.requires())
-            .all(|v| v == ABSENT || written.contains(&v) || !self.written.contains(&v))
+            .all(|v| v == ABSENT || kept.get(&v) == all.get(&v))
     }
 
     /// Shrinks a non-linearizable sub-history by ddmin. Returns the result and whether it is known
