@@ -165,14 +165,16 @@ impl Cluster {
                 }
             }
         }
-        Ok(Cluster { inner: Arc::new(Inner {
-            node_id,
-            shard_count,
-            meta,
-            shards,
-            transport,
-            stale_tag_reads: std::sync::atomic::AtomicBool::new(false),
-        }) })
+        Ok(Cluster {
+            inner: Arc::new(Inner {
+                node_id,
+                shard_count,
+                meta,
+                shards,
+                transport,
+                stale_tag_reads: std::sync::atomic::AtomicBool::new(false),
+            }),
+        })
     }
 
     /// Returns this node's id.
@@ -279,7 +281,6 @@ impl Cluster {
 
     /// Plants the harness's stale-read bug (see `crate::config::PlantedBug`); debug builds only.
     pub fn plant_stale_tag_reads(&self) {
-        debug_assert!(cfg!(debug_assertions));
         self.inner.stale_tag_reads.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 

@@ -74,6 +74,14 @@ pub struct S3Config {
     /// Seconds allowed to establish a connection to the endpoint.
     #[serde(default = "default_connect_timeout_secs")]
     pub connect_timeout_secs: u64,
+    /// Accept an object store that ignores conditional writes (`If-None-Match: *`), such as
+    /// Garage 2.5. The store then cannot keep an upload session to one writer: two nodes that
+    /// are sent chunks of the same session at the same moment can both write it, and the upload
+    /// fails at completion (the digest and part checks still keep a wrong blob from being
+    /// committed). Off by default: [`S3BlobStore::connect`](crate::S3BlobStore::connect) probes the
+    /// store and refuses one without conditional writes.
+    #[serde(default)]
+    pub allow_unconditional_writes: bool,
 }
 
 fn default_region() -> String {
@@ -124,6 +132,7 @@ impl S3Config {
             redirect_expiry_secs: default_redirect_expiry_secs(),
             max_attempts: default_max_attempts(),
             connect_timeout_secs: default_connect_timeout_secs(),
+            allow_unconditional_writes: false,
         }
     }
 

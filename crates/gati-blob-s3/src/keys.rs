@@ -34,6 +34,11 @@ impl Keys {
         format!("{}blobs/{}/{}/{hex}", self.root, digest.algorithm(), &hex[..2])
     }
 
+    /// Returns the key `connect` writes to learn whether the store honours conditional writes.
+    pub(crate) fn probe(&self) -> String {
+        format!("{}probe/conditional-writes", self.root)
+    }
+
     /// Returns the prefix every session key starts with.
     pub(crate) fn uploads(&self) -> String {
         format!("{}uploads/", self.root)

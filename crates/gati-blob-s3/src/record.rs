@@ -214,6 +214,11 @@ pub(crate) async fn load(shared: &Shared, id: &UploadId) -> Result<Option<Stored
 pub(crate) async fn create(shared: &Shared, id: &UploadId, record: SessionRecord) -> Result<StoredRecord> {
     let key = shared.keys.upload_record(id);
     let body = Bytes::from(serde_json::to_vec(&record).map_err(|e| corrupt_record(id, e))?);
+    // A store that ignores `If-None-Match` would let this write replace a live session; looking
+    // first catches every duplicate except one racing this very call.
+    if shared.config.allow_unconditional_writes && load(shared, id).await?.is_some() {
+        return Err(BlobError::new(BlobErrorKind::UploadExists, format!("an upload with id {id} exists")));
+    }
     match shared.bucket.put(&key, body, PutCondition::IfAbsent).await {
         Ok(etag) => Ok(StoredRecord { record, etag }),
         Err(failure) if failure.failure == Failure::PreconditionFailed => {

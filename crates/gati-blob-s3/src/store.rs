@@ -10,9 +10,10 @@ use bytes::Bytes;
 use gati_blob::{BlobError, BlobErrorKind, BlobRead, BlobStore, Result, UploadInfo, UploadWriter, digest_of};
 use gati_core::{Digest, RepoName, UploadId};
 
-use crate::bucket::{Bucket, PutCondition};
+use crate::bucket::{Bucket, PutCondition, S3Result};
 use crate::config::S3Config;
 use crate::error::Failure;
+use crate::keys::Keys;
 use crate::read::read_blob;
 use crate::session;
 use crate::shared::Shared;
@@ -47,6 +48,23 @@ impl S3BlobStore {
             }
             _ => failure.into_blob(),
         })?;
+        if !honours_conditional_writes(&bucket, &Keys::new(&config.key_prefix)).await.map_err(|f| f.into_blob())? {
+            if !config.allow_unconditional_writes {
+                return Err(BlobError::new(
+                    BlobErrorKind::Io,
+                    format!(
+                        "the object store at {} ignores conditional writes (If-None-Match: *), so upload \
+                         sessions could not be kept to one writer; use a store that honours them (AWS S3, \
+                         MinIO, Ceph RGW, s3s-fs) or accept the risk with allow_unconditional_writes = true",
+                        bucket.endpoint()
+                    ),
+                ));
+            }
+            tracing::warn!(
+                endpoint = bucket.endpoint(),
+                "the object store ignores conditional writes: concurrent writers of one upload session are not excluded"
+            );
+        }
         Ok(S3BlobStore { shared: Arc::new(Shared::new(bucket, config.clone())) })
     }
 
@@ -55,6 +73,19 @@ impl S3BlobStore {
     /// it they can still resume them once the leases expire.)
     pub async fn settle_lease_releases(&self) {
         self.shared.settle_lease_releases().await;
+    }
+}
+
+/// Whether a second create-only write of one key is refused, as upload leases and blob commits
+/// rely on. Some S3 implementations accept `If-None-Match` and ignore it.
+async fn honours_conditional_writes(bucket: &Bucket, keys: &Keys) -> S3Result<bool> {
+    let key = keys.probe();
+    let probe = Bytes::from_static(b"gati conditional-write probe");
+    bucket.put(&key, probe.clone(), PutCondition::Always).await?;
+    match bucket.put(&key, probe, PutCondition::IfAbsent).await {
+        Ok(_) => Ok(false),
+        Err(failure) if failure.failure == Failure::PreconditionFailed => Ok(true),
+        Err(failure) => Err(failure),
     }
 }
 

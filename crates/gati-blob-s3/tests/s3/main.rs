@@ -44,6 +44,29 @@ fn content(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
+/// Upload leases and blob commits rely on create-only writes: `connect` probes for them and
+/// refuses a store that ignores them, unless the operator accepts that explicitly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_ignores_conditional_writes_is_refused_unless_allowed() {
+    refused_unless_allowed(&S3Server::start().await).await;
+}
+
+async fn refused_unless_allowed(server: &S3Server) {
+    let mut strict = server.config();
+    strict.allow_unconditional_writes = false;
+    let connected = S3BlobStore::connect(&strict).await;
+    if server.conditional_writes {
+        assert!(connected.is_ok(), "{:?}", connected.err());
+    } else {
+        let Err(err) = connected else { panic!("a store without conditional writes is refused") };
+        assert_eq!(err.kind(), BlobErrorKind::Io);
+        assert!(err.to_string().contains("ignores conditional writes"), "{err}");
+        let mut lenient = strict.clone();
+        lenient.allow_unconditional_writes = true;
+        S3BlobStore::connect(&lenient).await.expect("accepted when allowed");
+    }
+}
+
 async fn connect(config: &S3Config) -> S3BlobStore {
     S3BlobStore::connect(config).await.unwrap()
 }
@@ -141,6 +164,10 @@ async fn an_upload_begun_on_one_node_finishes_on_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_with_a_live_writer_is_busy_everywhere() {
     let server = S3Server::start().await;
+    if !server.conditional_writes {
+        // Exclusion is impossible on such a store; what must hold is that it is never assumed.
+        return refused_unless_allowed(&server).await;
+    }
     let node_a = connect(&server.config()).await;
     let node_b = connect(&server.config()).await;
     let data = content(2, 6 * MIB);
@@ -168,6 +195,9 @@ async fn a_session_with_a_live_writer_is_busy_everywhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_writer_never_reaches_a_committed_blob() {
     let server = S3Server::start().await;
+    if !server.conditional_writes {
+        return refused_unless_allowed(&server).await;
+    }
     let mut lapsing = server.config();
     lapsing.upload_lease_secs = 0;
     let node_a = connect(&lapsing).await;
