@@ -39,6 +39,63 @@ impl PlantedBug {
     }
 }
 
+/// The S3 server holding the cluster's blobs.
+#[derive(Clone, Debug)]
+pub enum ObjectStore {
+    /// s3s-fs (the CI server), at this binary.
+    S3sFs(PathBuf),
+    /// Garage 2.5 (the long runs), at this binary. It ignores conditional writes, so the nodes run
+    /// with `allow_unconditional_writes`.
+    Garage(PathBuf),
+}
+
+/// Garage's key formats: GK + 24 hex digits and a 64-hex-digit secret.
+const GARAGE_KEY: (&str, &str) =
+    ("GK0123456789abcdef01234567", "6761746920746573742073656372657420666f72206761726167652072756e73");
+const S3S_FS_KEY: (&str, &str) = ("gati-test-access", "gati-test-secret-key");
+
+impl ObjectStore {
+    fn keys(&self) -> (&'static str, &'static str) {
+        match self {
+            ObjectStore::S3sFs(_) => S3S_FS_KEY,
+            ObjectStore::Garage(_) => GARAGE_KEY,
+        }
+    }
+
+    /// The command that serves the bucket `gati` on `host:S3_PORT` with data under `dir`.
+    fn command(&self, host: &str, dir: &Path) -> Result<Command, JepsenError> {
+        let (key, secret) = self.keys();
+        match self {
+            ObjectStore::S3sFs(binary) => {
+                fs::create_dir_all(dir.join("gati"))?;
+                let mut c = Command::new(binary);
+                c.args(["--host", host, "--port", &S3_PORT.to_string(), "--access-key", key, "--secret-key", secret])
+                    .arg(dir);
+                Ok(c)
+            }
+            ObjectStore::Garage(binary) => {
+                fs::create_dir_all(dir)?;
+                let config = format!(
+                    "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"sqlite\"\n\
+                     replication_factor = 1\nrpc_bind_addr = \"127.0.0.1:{rpc}\"\nrpc_public_addr = \"127.0.0.1:{rpc}\"\n\
+                     rpc_secret = \"{secret}\"\n[s3_api]\ns3_region = \"us-east-1\"\napi_bind_addr = \"{host}:{S3_PORT}\"\n\
+                     root_domain = \".s3.garage.localhost\"\n",
+                    d = dir.display(),
+                    rpc = S3_PORT + 1,
+                );
+                let path = dir.join("garage.toml");
+                fs::write(&path, config)?;
+                let mut c = Command::new(binary);
+                c.arg("-c").arg(path).args(["server", "--single-node", "--default-bucket"]);
+                c.env("GARAGE_DEFAULT_ACCESS_KEY", key)
+                    .env("GARAGE_DEFAULT_SECRET_KEY", secret)
+                    .env("GARAGE_DEFAULT_BUCKET", "gati");
+                Ok(c)
+            }
+        }
+    }
+}
+
 /// What to start.
 #[derive(Clone, Debug)]
 pub struct Spec {
@@ -48,8 +105,8 @@ pub struct Spec {
     pub shards: u16,
     /// The `gati-registry` binary.
     pub binary: PathBuf,
-    /// The `s3s-fs` binary.
-    pub s3_binary: PathBuf,
+    /// The S3 server.
+    pub store: ObjectStore,
     /// Working directory of the run (data, configs, logs).
     pub dir: PathBuf,
     /// A planted bug, if any.
@@ -86,11 +143,7 @@ fn spawn_logged(mut command: Command, log: &Path) -> Result<Child, JepsenError> 
 impl Cluster {
     /// Starts the S3 server and every node, and waits until each is ready.
     pub fn start(spec: Spec, net: Net) -> Result<Cluster, JepsenError> {
-        fs::create_dir_all(spec.dir.join("s3/gati"))?;
-        let mut s3 = Command::new(&spec.s3_binary);
-        s3.args(["--host", &net.harness_addr().to_string(), "--port", &S3_PORT.to_string()])
-            .args(["--access-key", "gati-test-access", "--secret-key", "gati-test-secret-key"])
-            .arg(spec.dir.join("s3"));
+        let s3 = spec.store.command(&net.harness_addr().to_string(), &spec.dir.join("s3"))?;
         let s3 = spawn_logged(s3, &spec.dir.join("s3.log"))?;
         let slots = (1..=spec.nodes).map(|i| Slot { id: i as u64, member: true, child: None, paused: false }).collect();
         let mut cluster = Cluster { next_id: spec.nodes as u64 + 1, spec, net, s3: Some(s3), slots };
@@ -153,8 +206,9 @@ impl Cluster {
             "listen = \"{http}\"\ndata_dir = \"{data}\"\nnode_id = {id}\nshards = {shards}\nsnapshot_entries = 200\n\
              [log]\nlevel = \"info,openraft=warn\"\n\
              [blobs]\nbackend = \"s3\"\n\
-             [blobs.s3]\nendpoint = \"http://{s3}:{S3_PORT}\"\nbucket = \"gati\"\naccess_key_id = \"gati-test-access\"\n\
-             secret_access_key = \"gati-test-secret-key\"\nredirect_reads = false\nupload_lease_secs = 5\n\
+             [blobs.s3]\nendpoint = \"http://{s3}:{S3_PORT}\"\nbucket = \"gati\"\naccess_key_id = \"{key}\"\n\
+             secret_access_key = \"{secret}\"\nredirect_reads = false\nupload_lease_secs = 5\n\
+             allow_unconditional_writes = {unconditional}\n\
              [cluster]\nrpc_listen = \"{rpc}\"\nreplicas = 3\nmembers = [{members}]\n",
             http = self.http_addr(i),
             data = self.data_dir(i).display(),
@@ -162,6 +216,9 @@ impl Cluster {
             shards = self.spec.shards,
             s3 = self.net.harness_addr(),
             rpc = self.rpc_addr(i),
+            key = self.spec.store.keys().0,
+            secret = self.spec.store.keys().1,
+            unconditional = matches!(self.spec.store, ObjectStore::Garage(_)),
         );
         if let Some(bug) = self.spec.planted_bug {
             let _ = write!(config, "[debug]\nplanted_bug = \"{}\"\n", bug.name());

@@ -20,6 +20,7 @@ pub mod net;
 pub mod report;
 pub mod rng;
 pub mod runner;
+pub mod sim;
 pub mod workload;
 
 pub use checker::{

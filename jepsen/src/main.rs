@@ -115,7 +115,7 @@ impl Common {
             shards: self.shards,
             planted_bug,
             binary: self.binary.clone().unwrap_or_else(runner::default_binary),
-            s3_binary: runner::default_s3_binary().map_err(|e| e.to_string())?,
+            store: runner::default_object_store().map_err(|e| e.to_string())?,
             out,
             namespaces: !self.loopback,
         })

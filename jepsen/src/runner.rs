@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::client::Http;
-use crate::cluster::{Cluster, PlantedBug, Spec};
+use crate::cluster::{Cluster, ObjectStore, PlantedBug, Spec};
 use crate::history::{EventType, History, Op, ProcessId};
 use crate::nemesis::{self, NemesisKind, Window};
 use crate::net::Net;
@@ -46,8 +46,8 @@ pub struct RunConfig {
     pub planted_bug: Option<PlantedBug>,
     /// The `gati-registry` binary.
     pub binary: PathBuf,
-    /// The `s3s-fs` binary.
-    pub s3_binary: PathBuf,
+    /// The S3 server.
+    pub store: ObjectStore,
     /// The run's output directory.
     pub out: PathBuf,
     /// Whether to use network namespaces when available.
@@ -126,14 +126,18 @@ pub fn default_binary() -> PathBuf {
     dir.join("gati-registry")
 }
 
-/// Locates the S3 server binary through `scripts/s3-server.sh path`.
-pub fn default_s3_binary() -> Result<PathBuf, JepsenError> {
+/// The S3 server `scripts/s3-server.sh` installed: s3s-fs, or Garage when `S3_SERVER=garage`.
+pub fn default_object_store() -> Result<ObjectStore, JepsenError> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/s3-server.sh");
     let out = std::process::Command::new("bash").arg(script).arg("path").output()?;
     if !out.status.success() {
-        return Err(JepsenError::Setup(format!("s3s-fs: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(JepsenError::Setup(format!("S3 server: {}", String::from_utf8_lossy(&out.stderr).trim())));
     }
-    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    let binary = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    Ok(match std::env::var("S3_SERVER").as_deref() {
+        Ok("garage") => ObjectStore::Garage(binary),
+        _ => ObjectStore::S3sFs(binary),
+    })
 }
 
 /// FNV-1a-64 of the namespace, modulo the shard count: the documented namespace-to-shard map.
@@ -169,7 +173,7 @@ pub fn run(config: &RunConfig) -> Result<RunOutcome, JepsenError> {
         nodes: config.nodes,
         shards: config.shards,
         binary: config.binary.clone(),
-        s3_binary: config.s3_binary.clone(),
+        store: config.store.clone(),
         dir: cluster_dir.clone(),
         planted_bug: config.planted_bug,
     };

@@ -29,7 +29,7 @@ fn config(name: &str, seed: u64, nemesis: NemesisKind, workloads: &[&str], secs:
         shards: 4,
         planted_bug: None,
         binary,
-        s3_binary: runner::default_s3_binary().expect("s3s-fs (scripts/s3-server.sh install)"),
+        store: runner::default_object_store().expect("an S3 server (scripts/s3-server.sh install)"),
         out: std::env::temp_dir().join("gati-jepsen-tests").join(name),
         namespaces: true,
     }
