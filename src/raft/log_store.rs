@@ -3,7 +3,7 @@
 //! Owns the Raft rules the engine-neutral log does not know: entries are JSON-encoded
 //! [`Entry`]s keyed by their index; the vote is durable before `save_vote` returns; an append is
 //! reported flushed (the `LogFlushed` callback) only after sled has fsynced it; the purge
-//! watermark is written before the entries it covers are removed. It may call
+//! watermark is written before the entries it covers are removed (in the background). It may call
 //! `gati_meta::log_store` (through the blocking pool, see `storage_io`) and must not call the state
 //! machine: the log and the state machine meet only inside openraft.
 //!
@@ -19,6 +19,8 @@
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use gati_meta::log_store::{LogStore, Slot};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
@@ -28,17 +30,52 @@ use tokio::sync::mpsc;
 use super::storage_io::{AdaptersAlive, decode, encode, run_blocking, storage_error};
 use super::types::{Entry, GatiRaft, LogId, StorageError, Vote};
 
-/// Makes appended entries durable, in order, and reports each append once it is.
+/// Background storage work of one group, in the order it was asked for.
+enum Background {
+    /// Report this append once an fsync covers it.
+    Flushed(LogFlushed<GatiRaft>),
+    /// Remove the entries up to this index (the purge watermark already covers them).
+    Purge(u64),
+}
+
+/// Makes appended entries durable, in order, and reports each append once it is; removes purged
+/// entries.
 ///
 /// One fsync covers every append that was written before it started (sled flushes all earlier
 /// writes), so appends that queue up while a flush runs share the next one: group commit at the
 /// storage level. Callbacks fire in append order, after the flush that covers them.
-async fn flush_appends(log: LogStore, mut waiting: mpsc::UnboundedReceiver<LogFlushed<GatiRaft>>) {
+///
+/// Purged entries are removed here rather than in `purge`: openraft's core waits for `purge` to
+/// return, and deleting thousands of keys there stalled every proposal of the group for tens of
+/// milliseconds each time a snapshot compacted the log. Entries below the watermark are never read
+/// again, so removing them later changes nothing but disk space.
+async fn background(log: LogStore, mut waiting: mpsc::UnboundedReceiver<Background>) {
     let mut batch = Vec::new();
     while waiting.recv_many(&mut batch, 1024).await > 0 {
-        let outcome = log.flush_async().await.map_err(|e| e.to_string());
-        for callback in batch.drain(..) {
-            callback.log_io_completed(outcome.clone().map_err(io::Error::other));
+        let mut callbacks = Vec::new();
+        let mut purge_through = None;
+        for work in batch.drain(..) {
+            match work {
+                Background::Flushed(callback) => callbacks.push(callback),
+                Background::Purge(index) => purge_through = purge_through.max(Some(index)),
+            }
+        }
+        if !callbacks.is_empty() {
+            let outcome = log.flush_async().await.map_err(|e| e.to_string());
+            for callback in callbacks {
+                callback.log_io_completed(outcome.clone().map_err(io::Error::other));
+            }
+        }
+        if let Some(index) = purge_through {
+            let log = log.clone();
+            let removed = tokio::task::spawn_blocking(move || log.purge_through(index)).await;
+            match removed {
+                Ok(Ok(())) => {}
+                // Harmless for correctness: the entries stay below the watermark until the next
+                // purge removes them.
+                Ok(Err(error)) => tracing::warn!(%error, index, "removing purged log entries failed"),
+                Err(error) => tracing::warn!(%error, index, "removing purged log entries did not finish"),
+            }
         }
     }
 }
@@ -52,7 +89,10 @@ const MAX_READ_BYTES: usize = 4 * 1024 * 1024;
 #[derive(Clone)]
 pub(super) struct LogAdapter {
     log: LogStore,
-    flusher: mpsc::UnboundedSender<LogFlushed<GatiRaft>>,
+    flusher: mpsc::UnboundedSender<Background>,
+    /// The lowest index that may still be read: one past the purge watermark. Entries below it
+    /// may linger until the background removal reaches them and must never be returned.
+    first_live: Arc<AtomicU64>,
     _alive: AdaptersAlive,
 }
 
@@ -61,8 +101,26 @@ impl LogAdapter {
     /// Starts the group's flusher task, which ends once every clone is dropped.
     pub(super) fn new(log: LogStore, alive: AdaptersAlive) -> Self {
         let (flusher, waiting) = mpsc::unbounded_channel();
-        tokio::spawn(flush_appends(log.clone(), waiting));
-        LogAdapter { log, flusher, _alive: alive }
+        tokio::spawn(background(log.clone(), waiting));
+        LogAdapter { log, flusher, first_live: Arc::new(AtomicU64::new(0)), _alive: alive }
+    }
+
+    /// Raises the lowest readable index to one past `purged`.
+    fn note_purged(&self, purged: Option<LogId>) {
+        if let Some(id) = purged {
+            self.first_live.fetch_max(id.index + 1, Ordering::SeqCst);
+        }
+    }
+
+    /// `start` raised to the lowest readable index.
+    fn live_start(&self, start: Bound<u64>) -> Bound<u64> {
+        let first = self.first_live.load(Ordering::SeqCst);
+        match start {
+            Bound::Included(s) if s >= first => Bound::Included(s),
+            Bound::Excluded(s) if s >= first => Bound::Excluded(s),
+            _ if first == 0 => start,
+            _ => Bound::Included(first),
+        }
     }
 
     /// Reads and decodes a slot holding consensus metadata.
@@ -117,7 +175,8 @@ impl RaftLogReader<GatiRaft> for LogAdapter {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        let bounds: (Bound<u64>, Bound<u64>) = (range.start_bound().cloned(), range.end_bound().cloned());
+        let bounds: (Bound<u64>, Bound<u64>) =
+            (self.live_start(range.start_bound().cloned()), range.end_bound().cloned());
         let log = self.log.clone();
         run_blocking(ErrorVerb::Read, move || {
             let raw = log.range(bounds).map_err(|e| StorageIOError::read_logs(&e))?;
@@ -127,6 +186,7 @@ impl RaftLogReader<GatiRaft> for LogAdapter {
     }
 
     async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry>, StorageError> {
+        let start = start.max(self.first_live.load(Ordering::SeqCst));
         let log = self.log.clone();
         run_blocking(ErrorVerb::Read, move || {
             let raw = log.range_limited(start..end, MAX_READ_BYTES).map_err(|e| StorageIOError::read_logs(&e))?;
@@ -141,6 +201,7 @@ impl RaftLogStorage<GatiRaft> for LogAdapter {
 
     async fn get_log_state(&mut self) -> Result<LogState<GatiRaft>, StorageError> {
         let last_purged_log_id: Option<LogId> = self.read_slot(Slot::LastPurged, ErrorSubject::Logs).await?;
+        self.note_purged(last_purged_log_id);
         let log = self.log.clone();
         let last_entry =
             run_blocking(ErrorVerb::Read, move || match log.last().map_err(|e| StorageIOError::read_logs(&e))? {
@@ -199,10 +260,12 @@ impl RaftLogStorage<GatiRaft> for LogAdapter {
         // fires, so it fires after the fsync, never before. The fsync runs in the flusher, not
         // here: openraft's core waits for `append` to return, and holding it through an fsync
         // would keep the leader from replicating the entry while it is being made durable here.
-        if let Err(refused) = self.flusher.send(callback) {
+        if let Err(refused) = self.flusher.send(Background::Flushed(callback)) {
             // The flusher is gone only if the runtime is shutting down; flush inline instead.
             let outcome = self.log.flush_async().await.map_err(|e| io::Error::other(e.to_string()));
-            refused.0.log_io_completed(outcome);
+            if let Background::Flushed(callback) = refused.0 {
+                callback.log_io_completed(outcome);
+            }
         }
         Ok(())
     }
@@ -218,13 +281,15 @@ impl RaftLogStorage<GatiRaft> for LogAdapter {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        // Watermark first: a crash between the two writes then leaves extra entries below the
-        // watermark (removed by the next purge), never a hole above it.
+        // Watermark first: the removal is written after it, so a crash in between leaves extra
+        // entries below the watermark (removed by the next purge), never a hole above it. The
+        // removal itself runs in the background (see `background`).
         self.write_slot(Slot::LastPurged, &log_id, ErrorSubject::Logs).await?;
-        let log = self.log.clone();
-        run_blocking(ErrorVerb::Delete, move || {
-            log.purge_through(log_id.index).map_err(|e| storage_error(ErrorSubject::Log(log_id), ErrorVerb::Delete, &e))
-        })
-        .await
+        self.note_purged(Some(log_id));
+        if self.flusher.send(Background::Purge(log_id.index)).is_err() {
+            // Shutting down: the next purge after a restart removes them.
+            tracing::debug!(index = log_id.index, "purged log entries left for the next purge");
+        }
+        Ok(())
     }
 }

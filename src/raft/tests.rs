@@ -142,6 +142,26 @@ async fn log_vote_state_and_snapshot_survive_reopening_the_database() {
     assert_eq!(sm_handle.blob_link(&repo(), &digest('b')).expect("query"), None, "entry 4 was never applied");
 }
 
+/// A purge returns once the watermark is written; the entries are hidden from readers at once
+/// and removed from the store in the background, so openraft's core never waits on the removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purged_entries_are_hidden_at_once_and_removed_in_the_background() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let db = open_db(&dir);
+    let (mut log, _sm) = adapters(&db);
+    log.blocking_append(entries()).await.expect("append");
+    log.purge(log_id(1, 2)).await.expect("purge");
+    let live: Vec<u64> = log.try_get_log_entries(..).await.expect("entries").iter().map(|e| e.log_id.index).collect();
+    assert_eq!(live, vec![3, 4]);
+    assert_eq!(log.limited_get_log_entries(1, 5).await.expect("entries").len(), 2);
+    let raw = LogStore::open(&db, GROUP).expect("log store opens");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while raw.range(..).expect("raw entries").len() > 2 {
+        assert!(std::time::Instant::now() < deadline, "purged entries were never removed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_installed_snapshot_replaces_the_state_and_becomes_current() {
     let leader_dir = tempfile::tempdir().expect("temporary directory");
