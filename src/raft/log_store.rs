@@ -21,6 +21,7 @@ use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use gati_meta::log_store::{LogStore, Slot};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
@@ -30,52 +31,65 @@ use tokio::sync::mpsc;
 use super::storage_io::{AdaptersAlive, decode, encode, run_blocking, storage_error};
 use super::types::{Entry, GatiRaft, LogId, StorageError, Vote};
 
-/// Background storage work of one group, in the order it was asked for.
-enum Background {
-    /// Report this append once an fsync covers it.
-    Flushed(LogFlushed<GatiRaft>),
-    /// Remove the entries up to this index (the purge watermark already covers them).
-    Purge(u64),
-}
-
-/// Makes appended entries durable, in order, and reports each append once it is; removes purged
-/// entries.
+/// Makes appended entries durable, in order, and reports each append once it is.
 ///
 /// One fsync covers every append that was written before it started (sled flushes all earlier
 /// writes), so appends that queue up while a flush runs share the next one: group commit at the
 /// storage level. Callbacks fire in append order, after the flush that covers them.
-///
-/// Purged entries are removed here rather than in `purge`: openraft's core waits for `purge` to
-/// return, and deleting thousands of keys there stalled every proposal of the group for tens of
-/// milliseconds each time a snapshot compacted the log. Entries below the watermark are never read
-/// again, so removing them later changes nothing but disk space.
-async fn background(log: LogStore, mut waiting: mpsc::UnboundedReceiver<Background>) {
+async fn flush_appends(log: LogStore, mut waiting: mpsc::UnboundedReceiver<LogFlushed<GatiRaft>>) {
     let mut batch = Vec::new();
     while waiting.recv_many(&mut batch, 1024).await > 0 {
-        let mut callbacks = Vec::new();
-        let mut purge_through = None;
-        for work in batch.drain(..) {
-            match work {
-                Background::Flushed(callback) => callbacks.push(callback),
-                Background::Purge(index) => purge_through = purge_through.max(Some(index)),
-            }
+        let outcome = log.flush_async().await.map_err(|e| e.to_string());
+        for callback in batch.drain(..) {
+            callback.log_io_completed(outcome.clone().map_err(io::Error::other));
         }
-        if !callbacks.is_empty() {
-            let outcome = log.flush_async().await.map_err(|e| e.to_string());
-            for callback in callbacks {
-                callback.log_io_completed(outcome.clone().map_err(io::Error::other));
-            }
+    }
+}
+
+/// Entries removed per step of a background purge.
+const PURGE_STEP: u64 = 128;
+/// Pause between purge steps.
+const PURGE_PAUSE: Duration = Duration::from_millis(2);
+
+/// Removes purged entries in small steps.
+///
+/// Removal is not done in `purge`: openraft's core waits for `purge` to return, and deleting
+/// thousands of keys there stalled every proposal of the group each time a snapshot compacted the
+/// log. Nor in one batch here: the next append's fsync would then carry every deletion with it.
+/// Small steps with pauses keep each fsync small. Entries below the watermark are never read
+/// again, so removing them late changes nothing but disk space.
+///
+/// It holds `_alive` so that a node shutting down waits for it to let go of the store, and it
+/// stops between steps as soon as the log adapters are gone.
+async fn purge_in_steps(log: LogStore, mut targets: mpsc::UnboundedReceiver<u64>, _alive: AdaptersAlive) {
+    let mut target = 0;
+    while let Some(next) = targets.recv().await {
+        target = target.max(next);
+        while let Ok(next) = targets.try_recv() {
+            target = target.max(next);
         }
-        if let Some(index) = purge_through {
-            let log = log.clone();
-            let removed = tokio::task::spawn_blocking(move || log.purge_through(index)).await;
-            match removed {
+        while !targets.is_closed() {
+            let reader = log.clone();
+            let first = match tokio::task::spawn_blocking(move || reader.first()).await {
+                Ok(Ok(Some((index, _)))) if index <= target => index,
+                Ok(Ok(_)) => break,
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "reading the log to purge it failed; the next purge retries");
+                    break;
+                }
+                Err(_) => return,
+            };
+            let through = target.min(first.saturating_add(PURGE_STEP - 1));
+            let remover = log.clone();
+            match tokio::task::spawn_blocking(move || remover.purge_through(through)).await {
                 Ok(Ok(())) => {}
-                // Harmless for correctness: the entries stay below the watermark until the next
-                // purge removes them.
-                Ok(Err(error)) => tracing::warn!(%error, index, "removing purged log entries failed"),
-                Err(error) => tracing::warn!(%error, index, "removing purged log entries did not finish"),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, through, "removing purged log entries failed; the next purge retries");
+                    break;
+                }
+                Err(_) => return,
             }
+            tokio::time::sleep(PURGE_PAUSE).await;
         }
     }
 }
@@ -89,7 +103,8 @@ const MAX_READ_BYTES: usize = 4 * 1024 * 1024;
 #[derive(Clone)]
 pub(super) struct LogAdapter {
     log: LogStore,
-    flusher: mpsc::UnboundedSender<Background>,
+    flusher: mpsc::UnboundedSender<LogFlushed<GatiRaft>>,
+    purger: mpsc::UnboundedSender<u64>,
     /// The lowest index that may still be read: one past the purge watermark. Entries below it
     /// may linger until the background removal reaches them and must never be returned.
     first_live: Arc<AtomicU64>,
@@ -101,8 +116,10 @@ impl LogAdapter {
     /// Starts the group's flusher task, which ends once every clone is dropped.
     pub(super) fn new(log: LogStore, alive: AdaptersAlive) -> Self {
         let (flusher, waiting) = mpsc::unbounded_channel();
-        tokio::spawn(background(log.clone(), waiting));
-        LogAdapter { log, flusher, first_live: Arc::new(AtomicU64::new(0)), _alive: alive }
+        tokio::spawn(flush_appends(log.clone(), waiting));
+        let (purger, targets) = mpsc::unbounded_channel();
+        tokio::spawn(purge_in_steps(log.clone(), targets, alive.clone()));
+        LogAdapter { log, flusher, purger, first_live: Arc::new(AtomicU64::new(0)), _alive: alive }
     }
 
     /// Raises the lowest readable index to one past `purged`.
@@ -260,12 +277,10 @@ impl RaftLogStorage<GatiRaft> for LogAdapter {
         // fires, so it fires after the fsync, never before. The fsync runs in the flusher, not
         // here: openraft's core waits for `append` to return, and holding it through an fsync
         // would keep the leader from replicating the entry while it is being made durable here.
-        if let Err(refused) = self.flusher.send(Background::Flushed(callback)) {
+        if let Err(refused) = self.flusher.send(callback) {
             // The flusher is gone only if the runtime is shutting down; flush inline instead.
             let outcome = self.log.flush_async().await.map_err(|e| io::Error::other(e.to_string()));
-            if let Background::Flushed(callback) = refused.0 {
-                callback.log_io_completed(outcome);
-            }
+            refused.0.log_io_completed(outcome);
         }
         Ok(())
     }
@@ -283,10 +298,10 @@ impl RaftLogStorage<GatiRaft> for LogAdapter {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // Watermark first: the removal is written after it, so a crash in between leaves extra
         // entries below the watermark (removed by the next purge), never a hole above it. The
-        // removal itself runs in the background (see `background`).
+        // removal itself runs in the background (see `purge_in_steps`).
         self.write_slot(Slot::LastPurged, &log_id, ErrorSubject::Logs).await?;
         self.note_purged(Some(log_id));
-        if self.flusher.send(Background::Purge(log_id.index)).is_err() {
+        if self.purger.send(log_id.index).is_err() {
             // Shutting down: the next purge after a restart removes them.
             tracing::debug!(index = log_id.index, "purged log entries left for the next purge");
         }

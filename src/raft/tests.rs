@@ -21,8 +21,20 @@ use super::{Bootstrap, RaftError, RaftNode, RaftShared};
 
 const GROUP: GroupId = GroupId::Shard(ShardId(3));
 
+/// Opens the test database; like `MetaStore::open`, waits a moment for a lock that background
+/// tasks of a just-dropped node (the flusher, the purger) release once they notice.
 fn open_db(dir: &TempDir) -> sled::Db {
-    sled::Config::new().path(dir.path()).open().expect("temporary sled database opens")
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match sled::Config::new().path(dir.path()).open() {
+            Ok(db) => return db,
+            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("could not acquire lock") => {
+                #[allow(clippy::disallowed_methods, reason = "synchronous open, bounded retry")]
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("temporary sled database opens: {e}"),
+        }
+    }
 }
 
 fn adapters(db: &sled::Db) -> (LogAdapter, StateMachineAdapter) {
