@@ -48,7 +48,7 @@ fn assert_valid(outcome: &RunOutcome, dir: &Path) {
 
 #[test]
 fn a_planted_stale_read_bug_is_caught_and_the_same_schedule_without_it_is_valid() {
-    let mut buggy = config("planted-stale-reads", 11, NemesisKind::PartitionMajority, &["register"], 20);
+    let mut buggy = config("planted-stale-reads", 11, NemesisKind::PartitionMajority, &["register"], 15);
     buggy.planted_bug = Some(PlantedBug::StaleTagReads);
     let found = run(&buggy);
     let register = found.report.register.as_ref().expect("register verdict");
@@ -76,7 +76,7 @@ macro_rules! one_seed {
         #[test]
         fn $test() {
             let kind: NemesisKind = $kind;
-            let config = config(&format!("ci-{}", kind.name()), 1, kind, workload::ALL, 15);
+            let config = config(&format!("ci-{}", kind.name()), 1, kind, workload::ALL, 12);
             let outcome = run(&config);
             assert_valid(&outcome, &config.out);
             assert!(!outcome.windows.is_empty(), "{} injected no fault", kind.name());

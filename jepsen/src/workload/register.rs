@@ -6,6 +6,7 @@
 //! (any other digest a read returns appears as itself, and is then a value nobody wrote).
 
 use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use super::Workload;
 use super::oci::{self, Answer};
@@ -22,16 +23,24 @@ pub struct Register {
     /// Value name -> (digest, manifest bytes).
     values: Vec<(String, String, Vec<u8>)>,
     by_digest: HashMap<String, String>,
+    /// The value each tag was last seen to hold by any client. Compare-and-sets expect it most of
+    /// the time, so that many of them succeed (random expectations almost never would) and the
+    /// history exercises successful and failed swaps alike.
+    seen: Mutex<HashMap<String, Option<String>>>,
 }
 
 impl Register {
     /// A workload with no values yet (see `setup`).
     pub fn new() -> Register {
-        Register { values: Vec::new(), by_digest: HashMap::new() }
+        Register { values: Vec::new(), by_digest: HashMap::new(), seen: Mutex::new(HashMap::new()) }
     }
 
     fn value(&self, name: &str) -> Option<&(String, String, Vec<u8>)> {
         self.values.iter().find(|(n, _, _)| n == name)
+    }
+
+    fn saw(&self, key: &str, value: Option<&str>) {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner).insert(key.to_owned(), value.map(str::to_owned));
     }
 }
 
@@ -70,8 +79,13 @@ impl Workload for Register {
             0..=3 => Op::read(key),
             4..=5 => Op::write(key, value(rng)),
             6 => Op::cas(key, None, value(rng)),
-            _ => {
+            7 => {
                 let expected = value(rng);
+                Op::cas(key, Some(&expected), value(rng))
+            }
+            _ => {
+                let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner).get(&key).cloned().flatten();
+                let expected = seen.unwrap_or_else(|| value(rng));
                 Op::cas(key, Some(&expected), value(rng))
             }
         }
@@ -86,9 +100,13 @@ impl Workload for Register {
                     200 => {
                         let digest = r.header("docker-content-digest")?;
                         let name = self.by_digest.get(digest).map_or(digest, String::as_str);
+                        self.saw(key, Some(name));
                         Some(Op::read_ok(key.clone(), Some(name)))
                     }
-                    404 => Some(Op::read_ok(key.clone(), None)),
+                    404 => {
+                        self.saw(key, None);
+                        Some(Op::read_ok(key.clone(), None))
+                    }
                     _ => None,
                 })
             }
@@ -97,7 +115,10 @@ impl Workload for Register {
                     return Answer::Fail(format!("unknown value {value}"));
                 };
                 match oci::put_manifest(http, REPO, key, bytes, &[]) {
-                    Answer::Ok(()) => Answer::Ok(op.clone()),
+                    Answer::Ok(()) => {
+                        self.saw(key, Some(value));
+                        Answer::Ok(op.clone())
+                    }
                     Answer::Fail(e) => Answer::Fail(e),
                     Answer::Info(e) => Answer::Info(e),
                 }
@@ -112,7 +133,10 @@ impl Workload for Register {
                     },
                 };
                 match oci::put_manifest(http, REPO, key, bytes, &[(condition.0, condition.1.as_str())]) {
-                    Answer::Ok(()) => Answer::Ok(op.clone()),
+                    Answer::Ok(()) => {
+                        self.saw(key, Some(new));
+                        Answer::Ok(op.clone())
+                    }
                     Answer::Fail(e) => Answer::Fail(e),
                     Answer::Info(e) => Answer::Info(e),
                 }
