@@ -275,20 +275,27 @@ pub fn run(config: &RunConfig) -> Result<RunOutcome, JepsenError> {
         let history = recorder.history.lock().unwrap_or_else(PoisonError::into_inner);
         workloads.iter().enumerate().map(|(w, workload)| (w, workload.final_reads(&history))).collect()
     };
-    for node in cluster.members() {
-        let http = Http::new(cluster.http_addr(node), REQUEST_TIMEOUT);
-        for (w, ops) in &finals {
-            for op in ops {
-                for _ in 0..FINAL_READ_ATTEMPTS {
-                    let process = recorder.process();
-                    if let Answer::Ok(()) = recorder.run_op(workloads[*w].as_ref(), &http, node, process, op.clone()) {
-                        break;
+    // One reader per node, side by side: every node must answer every final read.
+    std::thread::scope(|scope| {
+        for node in cluster.members() {
+            let (http, finals, workloads, recorder) =
+                (Http::new(cluster.http_addr(node), REQUEST_TIMEOUT), &finals, &workloads, &recorder);
+            scope.spawn(move || {
+                for (w, ops) in finals {
+                    for op in ops {
+                        for _ in 0..FINAL_READ_ATTEMPTS {
+                            let process = recorder.process();
+                            let done = recorder.run_op(workloads[*w].as_ref(), &http, node, process, op.clone());
+                            if let Answer::Ok(()) = done {
+                                break;
+                            }
+                            crate::pause(Duration::from_millis(250));
+                        }
                     }
-                    crate::pause(Duration::from_millis(250));
                 }
-            }
+            });
         }
-    }
+    });
     let status = cluster.status();
     drop(cluster);
 
