@@ -19,6 +19,8 @@ const HTTP_PORT: u16 = 5100;
 const RPC_PORT: u16 = 7100;
 /// Port of the S3 server on the harness address.
 const S3_PORT: u16 = 9300;
+/// How long `gati-registry cluster leave` may take before the removal is abandoned.
+const LEAVE_WAIT: Duration = Duration::from_secs(20);
 /// How long a node gets to answer `/readyz` after a (re)start.
 const READY_WAIT: Duration = Duration::from_secs(60);
 
@@ -311,23 +313,55 @@ impl Cluster {
     }
 
     /// Removes node slot `i` from the cluster (`gati-registry cluster leave` through another
-    /// member), then stops it.
-    pub fn remove(&mut self, i: usize) -> Result<(), JepsenError> {
-        let via = self.members().into_iter().find(|&m| m != i && self.up().contains(&m));
-        let Some(via) = via else { return Err(JepsenError::Cluster("no other live member to remove through".into())) };
-        let out = Command::new(&self.spec.binary)
-            .args(["cluster", "leave", "--via", &self.rpc_addr(via).to_string()])
-            .args(["--node-id", &self.slots[i - 1].id.to_string()])
-            .output()?;
-        if !out.status.success() {
-            return Err(JepsenError::Cluster(format!(
-                "cluster leave of node {i}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+    /// member), then stops it. Returns false when the change did not commit in time (a partition
+    /// can withhold its quorum): the node then keeps running, and [`Cluster::finish_removal`]
+    /// settles it once the network heals.
+    pub fn remove(&mut self, i: usize) -> Result<bool, JepsenError> {
+        if !self.leave(i)? {
+            return Ok(false);
         }
         self.slots[i - 1].member = false;
         self.kill(i);
-        Ok(())
+        Ok(true)
+    }
+
+    /// Completes a removal that [`Cluster::remove`] left pending (leaving is idempotent).
+    pub fn finish_removal(&mut self, i: usize) -> Result<(), JepsenError> {
+        for _ in 0..3 {
+            if self.leave(i)? {
+                self.slots[i - 1].member = false;
+                self.kill(i);
+                return Ok(());
+            }
+        }
+        Err(JepsenError::Cluster(format!("node {i} could not be removed from a healed cluster")))
+    }
+
+    /// Runs `cluster leave` for slot `i`; false if it did not finish within [`LEAVE_WAIT`].
+    fn leave(&mut self, i: usize) -> Result<bool, JepsenError> {
+        let via = self.members().into_iter().find(|&m| m != i && self.up().contains(&m));
+        let Some(via) = via else { return Err(JepsenError::Cluster("no other live member to remove through".into())) };
+        let mut leave = Command::new(&self.spec.binary)
+            .args(["cluster", "leave", "--via", &self.rpc_addr(via).to_string()])
+            .args(["--node-id", &self.slots[i - 1].id.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        // Under a partition the change may never commit: give up on it, as an operator would.
+        let deadline = Instant::now() + LEAVE_WAIT;
+        let status = loop {
+            if let Some(status) = leave.try_wait()? {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = leave.kill();
+                let _ = leave.wait();
+                return Ok(false);
+            }
+            crate::pause(Duration::from_millis(100));
+        };
+        // A refusal (no leader yet, say) is as indeterminate as a timeout: the caller retries.
+        Ok(status.success())
     }
 
     /// Adds a fresh node (new id, empty data directory) in removed slot `i`; it joins by itself.

@@ -76,6 +76,7 @@ enum Undo {
     Heal,
     Restart(Vec<usize>),
     Resume(Vec<usize>),
+    FinishRemoval(usize),
     AddBack(usize),
 }
 
@@ -195,9 +196,13 @@ pub fn inject(
             } else {
                 let victim = *rng.pick(&candidates);
                 match cluster.remove(victim) {
-                    Ok(()) => Some(Fault {
+                    Ok(true) => Some(Fault {
                         description: format!("remove n{victim}, then add a fresh node"),
                         undo: vec![Undo::AddBack(victim)],
+                    }),
+                    Ok(false) => Some(Fault {
+                        description: format!("remove n{victim} (not committed in time; settled after healing)"),
+                        undo: vec![Undo::FinishRemoval(victim), Undo::AddBack(victim)],
                     }),
                     Err(e) => {
                         eprintln!("jepsen: membership change refused: {e}");
@@ -228,9 +233,10 @@ pub fn inject(
     Ok(fault)
 }
 
-/// Undoes `fault`.
+/// Undoes `fault`; the network heals first, so that pending membership changes can commit.
 pub fn undo(fault: Fault, cluster: &mut Cluster) -> Result<(), JepsenError> {
-    for step in fault.undo {
+    let (heal, rest): (Vec<Undo>, Vec<Undo>) = fault.undo.into_iter().partition(|u| matches!(u, Undo::Heal));
+    for step in heal.into_iter().chain(rest) {
         match step {
             Undo::Heal => cluster.net().heal()?,
             Undo::Restart(nodes) => {
@@ -243,6 +249,7 @@ pub fn undo(fault: Fault, cluster: &mut Cluster) -> Result<(), JepsenError> {
                     cluster.resume(n);
                 }
             }
+            Undo::FinishRemoval(n) => cluster.finish_removal(n)?,
             Undo::AddBack(n) => cluster.add(n)?,
         }
     }

@@ -67,6 +67,21 @@ fn redirect(cluster: &Cluster) -> Response<AdminReply> {
 
 /// Maps a failed membership change: "not the leader" becomes a redirect, anything else is
 /// retryable (`UNAVAILABLE`), since both operations are idempotent.
+/// How long a voter change may take to commit before the caller is told its outcome is unknown:
+/// it needs a quorum of the old and the new voters, which a partition can withhold indefinitely.
+const CHANGE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs a voter change, bounded by [`CHANGE_DEADLINE`].
+async fn within_deadline(
+    change: impl std::future::Future<Output = crate::raft::Result<()>>,
+) -> Result<crate::raft::Result<()>, Status> {
+    tokio::time::timeout(CHANGE_DEADLINE, change).await.map_err(|_| {
+        Status::deadline_exceeded(format!(
+            "the membership change did not commit within {CHANGE_DEADLINE:?} (no quorum reachable?); it may still take effect"
+        ))
+    })
+}
+
 fn change_failed(cluster: &Cluster, error: RaftError) -> Result<Response<AdminReply>, Status> {
     if error.forward_to().is_some() {
         return Ok(redirect(cluster));
@@ -111,7 +126,7 @@ impl Admin for AdminService {
         if members.voters.len() < MAX_META_VOTERS {
             let mut voters: BTreeSet<NodeId> = members.voters.keys().copied().collect();
             voters.insert(node);
-            if let Err(e) = meta.set_voters(voters, true).await {
+            if let Err(e) = within_deadline(meta.set_voters(voters, true)).await? {
                 return change_failed(cluster, e);
             }
         }
@@ -132,10 +147,10 @@ impl Admin for AdminService {
             }
             tracing::info!(node = node.0, "removing node from the cluster");
             let voters = members.voters.keys().copied().filter(|id| *id != node).collect();
-            meta.set_voters(voters, false).await
+            within_deadline(meta.set_voters(voters, false)).await?
         } else if members.learners.contains_key(&node) {
             tracing::info!(node = node.0, "removing non-voting node from the cluster");
-            meta.remove_learners(BTreeSet::from([node])).await
+            within_deadline(meta.remove_learners(BTreeSet::from([node]))).await?
         } else {
             return Ok(done());
         };
