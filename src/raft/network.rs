@@ -161,7 +161,7 @@ impl RaftNetwork<GatiRaft> for PeerConnection {
         const WHAT: &str = "append_entries";
         let payload = self.encode(WHAT, &rpc)?;
         let mut client = self.client(WHAT).map_err(|f| RPCError::Unreachable(Unreachable::new(&f)))?;
-        let message = RaftMessage { group: self.group.name(), payload };
+        let message = RaftMessage { group: self.group.name(), payload, target: self.target };
         let reply = client.append_entries(self.request(message, &option)).await;
         let reply = reply.map_err(|status| self.rpc_error(RPCTypes::AppendEntries, status, &option))?;
         self.decode_reply(WHAT, &reply.into_inner().payload)
@@ -177,7 +177,7 @@ impl RaftNetwork<GatiRaft> for PeerConnection {
         let data = std::mem::take(&mut rpc.data);
         let request = self.encode(WHAT, &rpc)?;
         let mut client = self.client(WHAT).map_err(|f| RPCError::Unreachable(Unreachable::new(&f)))?;
-        let chunk = SnapshotChunk { group: self.group.name(), request, data };
+        let chunk = SnapshotChunk { group: self.group.name(), request, data, target: self.target };
         let reply = client.install_snapshot(self.request(chunk, &option)).await;
         let reply = reply.map_err(|status| self.rpc_error(RPCTypes::InstallSnapshot, status, &option))?;
         self.decode_reply(WHAT, &reply.into_inner().payload)
@@ -191,7 +191,7 @@ impl RaftNetwork<GatiRaft> for PeerConnection {
         const WHAT: &str = "vote";
         let payload = self.encode(WHAT, &rpc)?;
         let mut client = self.client(WHAT).map_err(|f| RPCError::Unreachable(Unreachable::new(&f)))?;
-        let message = RaftMessage { group: self.group.name(), payload };
+        let message = RaftMessage { group: self.group.name(), payload, target: self.target };
         let reply = client.vote(self.request(message, &option)).await;
         let reply = reply.map_err(|status| self.rpc_error(RPCTypes::Vote, status, &option))?;
         self.decode_reply(WHAT, &reply.into_inner().payload)

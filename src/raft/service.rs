@@ -48,11 +48,22 @@ impl GroupTable {
         self.groups.write().unwrap_or_else(PoisonError::into_inner).remove(&group);
     }
 
-    fn get(&self, group: &str) -> Result<Raft, Status> {
-        self.running(group).map(|running| running.raft)
+    /// The group's node, provided the request was meant for this node.
+    fn get(&self, group: &str, target: u64) -> Result<Raft, Status> {
+        self.running(group, target).map(|running| running.raft)
     }
 
-    fn running(&self, group: &str) -> Result<Running, Status> {
+    fn running(&self, group: &str, target: u64) -> Result<Running, Status> {
+        let running = self.lookup(group)?;
+        let me = running.raft.metrics().borrow().id;
+        if me != target {
+            // Treated as unreachable by the sender, like a group this node does not run.
+            return Err(Status::not_found(format!("this is node {me}, not node {target}")));
+        }
+        Ok(running)
+    }
+
+    fn lookup(&self, group: &str) -> Result<Running, Status> {
         let id: GroupId = group.parse().map_err(|e| Status::invalid_argument(format!("{e}")))?;
         self.groups
             .read()
@@ -81,21 +92,21 @@ fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, Status> {
 
 fn reply<T: Serialize>(group: String, answer: &T) -> Result<Response<RaftMessage>, Status> {
     let payload = serde_json::to_vec(answer).map_err(|e| Status::internal(format!("unencodable raft reply: {e}")))?;
-    Ok(Response::new(RaftMessage { group, payload }))
+    Ok(Response::new(RaftMessage { group, payload, target: 0 }))
 }
 
 #[tonic::async_trait]
 impl RaftTransport for RaftTransportService {
     async fn append_entries(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        let RaftMessage { group, payload } = request.into_inner();
-        let raft = self.table.get(&group)?;
+        let RaftMessage { group, payload, target } = request.into_inner();
+        let raft = self.table.get(&group, target)?;
         let rpc: AppendEntriesRequest<GatiRaft> = decode(&payload)?;
         reply(group, &raft.append_entries(rpc).await)
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        let RaftMessage { group, payload } = request.into_inner();
-        let Running { raft, started } = self.table.running(&group)?;
+        let RaftMessage { group, payload, target } = request.into_inner();
+        let Running { raft, started } = self.table.running(&group, target)?;
         // A restarted voter has forgotten when it last heard from the leader, so it would grant
         // a vote inside that leader's lease. Staying silent for one lease keeps reads served under
         // the lease linearizable across restarts (see `read_index`). Candidates retry.
@@ -107,8 +118,8 @@ impl RaftTransport for RaftTransportService {
     }
 
     async fn install_snapshot(&self, request: Request<SnapshotChunk>) -> Result<Response<RaftMessage>, Status> {
-        let SnapshotChunk { group, request, data } = request.into_inner();
-        let raft = self.table.get(&group)?;
+        let SnapshotChunk { group, request, data, target } = request.into_inner();
+        let raft = self.table.get(&group, target)?;
         let mut rpc: InstallSnapshotRequest<GatiRaft> = decode(&request)?;
         rpc.data = data;
         reply(group, &raft.install_snapshot(rpc).await)
