@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the external tools the integration tests and benches drive, only if missing:
-#   Debian packages: skopeo podman docker-registry wrk   (apt-get update once, only if needed)
+#   Debian packages: skopeo podman docker-registry wrk iproute2 (apt-get update once, only if
+#                    needed; iproute2's `ip` builds the jepsen harness's network namespaces)
 #   PyPI:            oras (oras-py)                       (pip, only if `import oras.client` fails)
 #   crates.io:       s3s-fs, the S3 test server            (scripts/s3-server.sh install, only if
 #                                                          not in the tool cache; a few minutes)
@@ -8,7 +9,7 @@
 # sudo) only when something is missing. Works on a fresh Debian with just rust + python3 + pip.
 set -euo pipefail
 
-DEBIAN_PACKAGES=(skopeo podman docker-registry wrk)
+DEBIAN_PACKAGES=(skopeo podman docker-registry wrk iproute2)
 ORAS_PIP_SPEC="${ORAS_PIP_SPEC:-oras==0.2.43}"
 PYTHON="${PYTHON:-python3}"
 
@@ -38,7 +39,9 @@ if command -v dpkg-query >/dev/null 2>&1; then
 else
     # Not Debian: accept the tools if they are on PATH, otherwise we cannot help.
     for p in "${DEBIAN_PACKAGES[@]}"; do
-        command -v "$p" >/dev/null 2>&1 || missing+=("$p")
+        tool="$p"
+        [ "$p" = iproute2 ] && tool=ip
+        command -v "$tool" >/dev/null 2>&1 || missing+=("$p")
     done
     if [ "${#missing[@]}" -gt 0 ]; then
         log "ERROR: no dpkg here and missing: ${missing[*]}; install them by hand"
