@@ -803,8 +803,13 @@ pub mod cluster {
         /// Starts one more node that joins the running cluster by itself (its configuration lists
         /// the founders, not itself) and waits until it is ready. Returns its index.
         pub fn add_node(&mut self) -> usize {
+            self.add_node_at(format!("127.0.0.1:{}", free_port()))
+        }
+
+        /// Like [`TestCluster::add_node`], with node-to-node address `addr` (which may be the
+        /// address of a node that died).
+        pub fn add_node_at(&mut self, addr: String) -> usize {
             let id = self.nodes.len() + 1;
-            let addr = format!("127.0.0.1:{}", free_port());
             let config = node_config(self.dir.path(), id, self.shards, &addr, &self.members, &self.extra, &self.blobs);
             let data = self.dir.path().join(format!("node{id}"));
             let mut node = Registry::launch_configured(free_port(), &data, &config);
