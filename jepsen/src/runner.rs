@@ -92,7 +92,7 @@ impl Recorder {
     }
 
     /// Runs `op` of `workload` against node `node` as `process`, recording invocation and
-    /// completion; returns whether the process may go on (false after an indeterminate outcome).
+    /// completion; returns the outcome (after `Info` the caller must continue as a new process).
     fn run_op(&self, workload: &dyn Workload, http: &Http, node: usize, process: ProcessId, op: Op) -> Answer<()> {
         self.record(EventType::Invoke, process, op.clone(), node, None);
         match workload.execute(http, &op) {

@@ -65,8 +65,6 @@ fn redirect(cluster: &Cluster) -> Response<AdminReply> {
     })
 }
 
-/// Maps a failed membership change: "not the leader" becomes a redirect, anything else is
-/// retryable (`UNAVAILABLE`), since both operations are idempotent.
 /// How long a voter change may take to commit before the caller is told its outcome is unknown:
 /// it needs a quorum of the old and the new voters, which a partition can withhold indefinitely.
 const CHANGE_DEADLINE: Duration = Duration::from_secs(30);
@@ -82,6 +80,8 @@ async fn within_deadline(
     })
 }
 
+/// Maps a failed membership change: "not the leader" becomes a redirect, anything else is
+/// retryable (`UNAVAILABLE`), since both operations are idempotent.
 fn change_failed(cluster: &Cluster, error: RaftError) -> Result<Response<AdminReply>, Status> {
     if error.forward_to().is_some() {
         return Ok(redirect(cluster));

@@ -69,27 +69,23 @@ async fn purge_in_steps(log: LogStore, mut targets: mpsc::UnboundedReceiver<u64>
             target = target.max(next);
         }
         while !targets.is_closed() {
-            let reader = log.clone();
-            let first = match tokio::task::spawn_blocking(move || reader.first()).await {
-                Ok(Ok(Some((index, _)))) if index <= target => index,
-                Ok(Ok(_)) => break,
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "reading the log to purge it failed; the next purge retries");
-                    break;
+            // One step: the next few entries at or below the target, if any are left.
+            let stepper = log.clone();
+            let step = tokio::task::spawn_blocking(move || match stepper.first()? {
+                Some((first, _)) if first <= target => {
+                    stepper.purge_through(target.min(first.saturating_add(PURGE_STEP - 1))).map(|()| true)
                 }
-                Err(_) => return,
-            };
-            let through = target.min(first.saturating_add(PURGE_STEP - 1));
-            let remover = log.clone();
-            match tokio::task::spawn_blocking(move || remover.purge_through(through)).await {
-                Ok(Ok(())) => {}
+                _ => Ok(false),
+            });
+            match step.await {
+                Ok(Ok(true)) => tokio::time::sleep(PURGE_PAUSE).await,
+                Ok(Ok(false)) => break,
                 Ok(Err(error)) => {
-                    tracing::warn!(%error, through, "removing purged log entries failed; the next purge retries");
+                    tracing::warn!(%error, target, "removing purged log entries failed; the next purge retries");
                     break;
                 }
                 Err(_) => return,
             }
-            tokio::time::sleep(PURGE_PAUSE).await;
         }
     }
 }

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use openraft::error::{CheckIsLeaderError, Fatal, RaftError as OpenRaftError};
-use openraft::{BasicNode, LogId, ServerState};
+use openraft::{BasicNode, LogId, RaftMetrics, ServerState};
 
 use super::error::{RaftError, Result};
 use super::types::Raft;
@@ -105,13 +105,15 @@ impl ReadIndexer {
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();
         let leading = metrics.state == ServerState::Leader && metrics.current_leader == Some(self.node_id);
-        let scope = LeaseScope { term: metrics.current_term, membership: *metrics.membership_config.log_id() };
-        (leading && scope == lease.scope && Instant::now() < lease.until).then(|| metrics.last_log_index.unwrap_or(0))
+        (leading && scope(&metrics) == lease.scope && Instant::now() < lease.until)
+            .then(|| metrics.last_log_index.unwrap_or(0))
     }
 }
 
 fn scope_of(raft: &Raft) -> LeaseScope {
-    let metrics = raft.metrics();
-    let metrics = metrics.borrow();
+    scope(&raft.metrics().borrow())
+}
+
+fn scope(metrics: &RaftMetrics<u64, BasicNode>) -> LeaseScope {
     LeaseScope { term: metrics.current_term, membership: *metrics.membership_config.log_id() }
 }

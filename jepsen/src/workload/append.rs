@@ -92,8 +92,7 @@ impl Workload for Append {
         for k in 0..KEYS {
             let key = format!("k{k}");
             let bytes = oci::manifest(&[("org.gati.jepsen.base", key.as_str())], None, None);
-            let digest = oci::digest_of(&bytes);
-            oci::retry(50, || oci::put_manifest(http, REPO, &digest, &bytes, &[]))?;
+            let digest = oci::seed_manifest(http, REPO, &bytes)?;
             self.bases.push((key, digest, bytes.len()));
         }
         Ok(())

@@ -135,6 +135,14 @@ pub fn put_manifest(http: &Http, repo: &str, reference: &str, bytes: &[u8], head
     write_outcome(sent, |r| (r.status == 201).then_some(()))
 }
 
+/// Pushes `bytes` as a manifest under its own digest during setup (retrying until the cluster
+/// answers) and returns the digest.
+pub fn seed_manifest(http: &Http, repo: &str, bytes: &[u8]) -> Result<String, String> {
+    let digest = digest_of(bytes);
+    retry(50, || put_manifest(http, repo, &digest, bytes, &[]))?;
+    Ok(digest)
+}
+
 /// Retries `attempt` until it succeeds or `tries` run out (setup before any fault is injected).
 pub fn retry<T>(tries: usize, mut attempt: impl FnMut() -> Answer<T>) -> Result<T, String> {
     let mut last = String::new();

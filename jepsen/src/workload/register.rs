@@ -64,8 +64,7 @@ impl Workload for Register {
         for i in 0..VALUES {
             let name = format!("v{i}");
             let bytes = oci::manifest(&[("org.gati.jepsen.value", name.as_str())], None, None);
-            let digest = oci::digest_of(&bytes);
-            oci::retry(50, || oci::put_manifest(http, REPO, &digest, &bytes, &[]))?;
+            let digest = oci::seed_manifest(http, REPO, &bytes)?;
             self.by_digest.insert(digest.clone(), name.clone());
             self.values.push((name, digest, bytes));
         }
