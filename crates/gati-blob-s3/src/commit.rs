@@ -146,12 +146,52 @@ async fn commit_in_one_put(finishing: &Finishing, expected: &Digest) -> Result<(
         check_digest(&finishing.id, actual, expected)?;
     }
     debug_assert_eq!(body.len() as u64, finishing.size, "a partless upload is all in memory");
-    let key = finishing.shared.keys.blob(expected);
-    match finishing.shared.bucket.put(&key, body, PutCondition::IfAbsent).await {
+    put_verified_blob(&finishing.shared, expected, body).await.map_err(Refusal::from)
+}
+
+/// Above this size a blob is looked for before it is sent: a `HEAD` costs less than sending a
+/// mebibyte that the service would only refuse.
+const LOOK_FIRST_LIMIT: usize = 1 << 20;
+
+/// Stores `body`, already verified to hash to `digest`, under the blob key in one conditional
+/// `PutObject`; succeeds when the blob already exists.
+///
+/// Blob keys are content-addressed and only ever written with verified bytes, so an existing
+/// object under the key holds exactly these bytes. That also settles a write whose connection
+/// broke: some services answer `412` to `If-None-Match: *` as soon as they read the headers and
+/// close the connection while the body is still being sent, so a writer racing another writer of
+/// the same content sees a broken pipe on every attempt instead of the `412`. Looking at the key
+/// afterwards tells the two cases apart: present means stored (by either writer), absent means
+/// the write really failed.
+pub(crate) async fn put_verified_blob(shared: &Shared, digest: &Digest, body: bytes::Bytes) -> Result<()> {
+    let key = shared.keys.blob(digest);
+    let size = body.len() as u64;
+    if body.len() > LOOK_FIRST_LIMIT && is_stored(shared, &key, size).await? {
+        return Ok(());
+    }
+    match shared.bucket.put(&key, body, PutCondition::IfAbsent).await {
         Ok(_) => Ok(()),
-        // The blob exists, and its bytes hash to the digest these bytes were just checked against.
         Err(failure) if failure.failure == Failure::PreconditionFailed => Ok(()),
-        Err(failure) => Err(failure.into_blob().into()),
+        Err(failure)
+            if matches!(failure.failure, Failure::Other | Failure::Timeout)
+                && is_stored(shared, &key, size).await? =>
+        {
+            tracing::debug!(key, error = ?failure, "blob write broke off but the blob is stored");
+            Ok(())
+        }
+        Err(failure) => Err(failure.into_blob()),
+    }
+}
+
+/// Whether the blob at `key` exists; one of another size is corruption, not a duplicate.
+async fn is_stored(shared: &Shared, key: &str, size: u64) -> Result<bool> {
+    match shared.bucket.head(key).await.map_err(|f| f.into_blob())? {
+        None => Ok(false),
+        Some((stored, _)) if stored == size => Ok(true),
+        Some((stored, _)) => Err(BlobError::new(
+            BlobErrorKind::Internal,
+            format!("blob {key} holds {stored} bytes where its content has {size}"),
+        )),
     }
 }
 

@@ -11,6 +11,7 @@ use gati_blob::{BlobError, BlobErrorKind, BlobRead, BlobStore, Result, UploadInf
 use gati_core::{Digest, RepoName, UploadId};
 
 use crate::bucket::{Bucket, PutCondition, S3Result};
+use crate::commit::put_verified_blob;
 use crate::config::S3Config;
 use crate::error::Failure;
 use crate::keys::Keys;
@@ -118,13 +119,7 @@ impl BlobStore for S3BlobStore {
         if actual != *digest {
             return Err(mismatch(&actual, digest));
         }
-        let key = self.shared.keys.blob(digest);
-        match self.shared.bucket.put(&key, bytes, PutCondition::IfAbsent).await {
-            Ok(_) => Ok(()),
-            // Already stored: the same digest, so the same bytes.
-            Err(failure) if failure.failure == Failure::PreconditionFailed => Ok(()),
-            Err(failure) => Err(failure.into_blob()),
-        }
+        put_verified_blob(&self.shared, digest, bytes).await
     }
 
     async fn delete(&self, digest: &Digest) -> Result<()> {
