@@ -1,0 +1,1 @@
+//! Policy decisions: who may do what on which namespace.
