@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gati_core::command::Rejection;
-use gati_core::{Applied, Command, Namespace, ShardId};
+use gati_core::{Applied, Command, GroupId, Namespace, ShardId};
 use gati_meta::StateMachine;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::debug;
@@ -208,7 +208,8 @@ impl NamespaceDirectory {
     /// elections for up to [`LEADER_DEADLINE`]; a forwarded write whose answer is lost fails as
     /// indeterminate rather than being sent twice.
     pub async fn propose(&self, command: Command) -> Result<Applied> {
-        let shard = self.cluster.shard_of_repo(command.repo());
+        let Some(repo) = command.repo() else { return Ok(Applied::Rejected(Rejection::WrongGroup)) };
+        let shard = self.cluster.shard_of_repo(repo);
         let raft = self.cluster.raft(shard);
         let deadline = Instant::now() + LEADER_DEADLINE;
         let mut backoff = Backoff::new();
@@ -219,7 +220,15 @@ impl NamespaceDirectory {
                     other => return other,
                 }
             } else if let Some((leader, addr)) = raft.leader().filter(|(l, _)| *l != self.cluster.node_id()) {
-                match forward::propose(&self.cluster.transport().peers, &addr, leader.0, shard, &command).await {
+                match forward::propose(
+                    &self.cluster.transport().peers,
+                    &addr,
+                    leader.0,
+                    GroupId::Shard(shard),
+                    &command,
+                )
+                .await
+                {
                     Ok(Proposed::Applied(applied)) => return Ok(applied),
                     Ok(Proposed::NotLeader) => format!("node {leader} no longer leads"),
                     Err(ForwardError::NotSent { addr, why }) => format!("leader {leader} at {addr}: {why}"),
@@ -229,7 +238,7 @@ impl NamespaceDirectory {
                 "no leader elected".to_owned()
             };
             if Instant::now() >= deadline {
-                return Err(ClusterError::NoLeader { shard, why }.into());
+                return Err(ClusterError::NoLeader { group: GroupId::Shard(shard), why }.into());
             }
             backoff.wait().await;
         }
@@ -238,7 +247,8 @@ impl NamespaceDirectory {
     /// Proposes a write through this node's actor of its namespace; fails with
     /// [`ActorError::NotLeader`] (nothing proposed) when this node does not lead the shard.
     pub async fn propose_here(&self, command: Command) -> Result<Applied> {
-        let namespace = command.repo().namespace();
+        let Some(repo) = command.repo() else { return Ok(Applied::Rejected(Rejection::WrongGroup)) };
+        let namespace = repo.namespace();
         // An actor that stopped between lookup and send is replaced once.
         for attempt in 0..2 {
             let actor = self.actor(&namespace).await?;

@@ -1,6 +1,6 @@
 //! The one error enum of the cluster layer.
 
-use gati_core::{ErrorCode, ShardId};
+use gati_core::{ErrorCode, GroupId};
 
 use crate::raft::RaftError;
 
@@ -10,12 +10,12 @@ pub enum ClusterError {
     /// Consensus failed on this node.
     #[error(transparent)]
     Raft(Box<RaftError>),
-    /// No leader of the shard could be reached before the deadline (election in progress,
+    /// No leader of the group could be reached before the deadline (election in progress,
     /// partition, or too many nodes down). Nothing was written; retrying later may succeed.
-    #[error("shard {shard} has no reachable leader: {why}")]
+    #[error("group {group} has no reachable leader: {why}")]
     NoLeader {
-        /// The shard.
-        shard: ShardId,
+        /// The group.
+        group: GroupId,
         /// The last obstacle seen.
         why: String,
     },

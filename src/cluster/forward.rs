@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use gati_core::{Applied, Command, GroupId, ShardId};
+use gati_core::{Applied, Command, GroupId};
 use gati_proto::cluster::forwarding_client::ForwardingClient;
 use gati_proto::cluster::forwarding_server::{Forwarding, ForwardingServer};
 use gati_proto::cluster::{
@@ -70,17 +70,17 @@ fn not_sent(status: &Status) -> bool {
     status.code() == tonic::Code::Unavailable
 }
 
-/// Forwards `command` for `shard` to the node at `addr` (believed to lead it).
+/// Forwards `command` for `group` to the node at `addr` (believed to lead it).
 pub async fn propose(
     peers: &Peers,
     addr: &str,
     leader: u64,
-    shard: ShardId,
+    group: GroupId,
     command: &Command,
 ) -> std::result::Result<Proposed, ForwardError> {
     let mut client = client(peers, addr)?;
     let command = serde_json::to_vec(command).map_err(|e| ClusterError::Protocol(e.to_string()))?;
-    let mut request = Request::new(ProposeRequest { group: GroupId::Shard(shard).name(), command });
+    let mut request = Request::new(ProposeRequest { group: group.name(), command });
     request.set_timeout(LEADER_DEADLINE);
     match client.propose(request).await {
         Ok(reply) => match reply.into_inner().outcome {
@@ -97,11 +97,11 @@ pub async fn propose(
     }
 }
 
-/// Asks the node at `addr` (believed to lead `shard`) for the shard's read index. Reads change
+/// Asks the node at `addr` (believed to lead `group`) for the group's read index. Reads change
 /// nothing, so every failure is safe to retry.
-pub async fn read_index(peers: &Peers, addr: &str, shard: ShardId) -> std::result::Result<ReadIndex, ForwardError> {
+pub async fn read_index(peers: &Peers, addr: &str, group: GroupId) -> std::result::Result<ReadIndex, ForwardError> {
     let mut client = client(peers, addr)?;
-    let mut request = Request::new(ReadIndexRequest { group: GroupId::Shard(shard).name() });
+    let mut request = Request::new(ReadIndexRequest { group: group.name() });
     request.set_timeout(LEADER_DEADLINE);
     match client.read_index(request).await {
         Ok(reply) => match reply.into_inner().outcome {
@@ -142,10 +142,11 @@ impl ForwardingService {
     }
 }
 
-fn shard_of_group(group: &str, cluster: &Cluster) -> std::result::Result<ShardId, Status> {
+fn group_of(group: &str, cluster: &Cluster) -> std::result::Result<GroupId, Status> {
     match group.parse::<GroupId>() {
-        Ok(GroupId::Shard(shard)) if shard.0 < cluster.shard_count().get() => Ok(shard),
-        _ => Err(Status::invalid_argument(format!("{group:?} is not a shard of this cluster"))),
+        Ok(GroupId::Shard(shard)) if shard.0 < cluster.shard_count().get() => Ok(GroupId::Shard(shard)),
+        Ok(GroupId::Meta) => Ok(GroupId::Meta),
+        _ => Err(Status::invalid_argument(format!("{group:?} is not a group of this cluster"))),
     }
 }
 
@@ -158,14 +159,22 @@ impl Forwarding for ForwardingService {
     async fn propose(&self, request: Request<ProposeRequest>) -> std::result::Result<Response<ProposeReply>, Status> {
         let target = self.target()?;
         let ProposeRequest { group, command } = request.into_inner();
-        let shard = shard_of_group(&group, &target.cluster)?;
+        let group = group_of(&group, &target.cluster)?;
         let command: Command = serde_json::from_slice(&command)
             .map_err(|e| Status::invalid_argument(format!("undecodable command: {e}")))?;
-        if target.cluster.shard_of_repo(command.repo()) != shard {
-            return Err(Status::invalid_argument("the command's repository is not in this shard"));
+        let in_group = match command.repo() {
+            Some(repo) => group == GroupId::Shard(target.cluster.shard_of_repo(repo)),
+            None => group == GroupId::Meta,
+        };
+        if !in_group {
+            return Err(Status::invalid_argument("the command does not belong to this group"));
         }
-        let raft = target.cluster.raft(shard);
-        let outcome = match target.namespaces.propose_here(command).await {
+        let raft = target.cluster.group(group);
+        let proposed = match group {
+            GroupId::Meta => raft.propose(command).await.map_err(ActorError::from),
+            GroupId::Shard(_) => target.namespaces.propose_here(command).await,
+        };
+        let outcome = match proposed {
             Ok(applied) => {
                 let bytes = serde_json::to_vec(&applied).map_err(|e| Status::internal(e.to_string()))?;
                 propose_reply::Outcome::Applied(bytes)
@@ -183,8 +192,8 @@ impl Forwarding for ForwardingService {
         request: Request<ReadIndexRequest>,
     ) -> std::result::Result<Response<ReadIndexReply>, Status> {
         let target = self.target()?;
-        let shard = shard_of_group(&request.into_inner().group, &target.cluster)?;
-        let raft = target.cluster.raft(shard);
+        let group = group_of(&request.into_inner().group, &target.cluster)?;
+        let raft = target.cluster.group(group);
         let outcome = match raft.read_index().await {
             Ok(index) => read_index_reply::Outcome::Index(index),
             Err(e) if e.forward_to().is_some() => {

@@ -21,7 +21,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gati_core::{GroupId, Namespace, NodeId, RepoName, ShardCount, ShardId, place_shard};
+use gati_core::identity::IdentityCommand;
+use gati_core::{Applied, Command, GroupId, Namespace, NodeId, RepoName, ShardCount, ShardId, place_shard};
 use gati_meta::{MetaStore, StateMachine};
 
 pub use error::{ClusterError, Result};
@@ -51,8 +52,8 @@ pub enum Membership {
     Joiner,
 }
 
-/// One shard as this node holds it.
-struct Shard {
+/// One group (a shard, or `meta`) as this node holds it.
+struct Group {
     raft: RaftNode,
     state: StateMachine,
     /// This node's requests for the leader's read index, shared by concurrent follower reads.
@@ -68,10 +69,11 @@ enum LeaderRead {
     Retry(String),
 }
 
-/// Starts the task through which follower reads of `raft`'s shard ask its leader for a read
+/// Starts the task through which follower reads of `raft`'s group ask its leader for a read
 /// index: reads that arrive while a request is in flight share the next one, so a follower sends
 /// one request per round trip, not one per read.
-fn leader_reads(raft: &RaftNode, shard: ShardId, peers: &crate::raft::Peers) -> Rounds<LeaderRead> {
+fn leader_reads(raft: &RaftNode, peers: &crate::raft::Peers) -> Rounds<LeaderRead> {
+    let group = raft.group();
     let (raft, peers) = (raft.clone(), peers.clone());
     Rounds::start(move |_readers| {
         let (raft, peers) = (raft.clone(), peers.clone());
@@ -79,7 +81,7 @@ fn leader_reads(raft: &RaftNode, shard: ShardId, peers: &crate::raft::Peers) -> 
             match raft.leader() {
                 None => LeaderRead::Retry("no leader elected".to_owned()),
                 Some((leader, _)) if leader == raft.node_id() => LeaderRead::Retry("leadership moved here".to_owned()),
-                Some((leader, addr)) => match forward::read_index(&peers, &addr, shard).await {
+                Some((leader, addr)) => match forward::read_index(&peers, &addr, group).await {
                     Ok(forward::ReadIndex::Index(index)) => LeaderRead::Index(index),
                     Ok(forward::ReadIndex::NotLeader) => LeaderRead::Retry(format!("node {leader} no longer leads")),
                     Err(e) => LeaderRead::Retry(e.to_string()),
@@ -98,8 +100,8 @@ pub struct Cluster {
 struct Inner {
     node_id: NodeId,
     shard_count: ShardCount,
-    meta: RaftNode,
-    shards: Vec<Shard>,
+    meta: Group,
+    shards: Vec<Group>,
     transport: RaftShared,
     /// The harness's planted bug (`debug.planted_bug = "stale-tag-reads"`): when set,
     /// [`Cluster::linearizable`] returns at once. Only debug builds accept the setting.
@@ -135,7 +137,8 @@ impl Cluster {
             }
             Membership::Founder { .. } | Membership::Joiner => Bootstrap::Join,
         };
-        let (meta, _) = start_group(GroupId::Meta, meta_bootstrap).await?;
+        let (raft, state) = start_group(GroupId::Meta, meta_bootstrap).await?;
+        let meta = Group { leader_reads: leader_reads(&raft, &transport.peers), raft, state };
         let mut shards = Vec::with_capacity(usize::from(shard_count.get()));
         for shard in shard_count.shards() {
             let bootstrap = match &membership {
@@ -153,14 +156,14 @@ impl Cluster {
             };
             match start_group(GroupId::Shard(shard), bootstrap).await {
                 Ok((raft, state)) => {
-                    let leader_reads = leader_reads(&raft, shard, &transport.peers);
-                    shards.push(Shard { raft, state, leader_reads })
+                    let leader_reads = leader_reads(&raft, &transport.peers);
+                    shards.push(Group { raft, state, leader_reads })
                 }
                 Err(error) => {
                     for started in &shards {
                         started.raft.shutdown().await;
                     }
-                    meta.shutdown().await;
+                    meta.raft.shutdown().await;
                     return Err(error);
                 }
             }
@@ -197,7 +200,7 @@ impl Cluster {
         self.shard_of(&repo.namespace())
     }
 
-    fn shard(&self, shard: ShardId) -> &Shard {
+    fn shard(&self, shard: ShardId) -> &Group {
         // Every `ShardId` in this process comes from `shard_of` or `shards()` of this count.
         &self.inner.shards[usize::from(shard.0)]
     }
@@ -224,12 +227,25 @@ impl Cluster {
 
     /// Returns this node's member of the `meta` group.
     pub fn meta(&self) -> &RaftNode {
-        &self.inner.meta
+        &self.inner.meta.raft
+    }
+
+    /// Returns the local replica of the `meta` group's state: identity and access records.
+    pub fn meta_state(&self) -> &StateMachine {
+        &self.inner.meta.state
+    }
+
+    /// Returns this node's member of `group`.
+    pub fn group(&self, group: GroupId) -> &RaftNode {
+        match group {
+            GroupId::Meta => self.meta(),
+            GroupId::Shard(shard) => self.raft(shard),
+        }
     }
 
     /// Returns every group this node runs, `meta` first.
     pub fn groups(&self) -> impl Iterator<Item = &RaftNode> {
-        std::iter::once(&self.inner.meta).chain(self.inner.shards.iter().map(|s| &s.raft))
+        std::iter::once(&self.inner.meta.raft).chain(self.inner.shards.iter().map(|s| &s.raft))
     }
 
     /// Returns the transport shared by this node's groups.
@@ -239,7 +255,7 @@ impl Cluster {
 
     /// Returns the cluster's members as the `meta` group knows them.
     pub fn members(&self) -> Members {
-        self.inner.meta.members()
+        self.inner.meta.raft.members()
     }
 
     /// Returns once reads of `shard`'s local replica are linearizable: this replica has applied
@@ -251,29 +267,41 @@ impl Cluster {
         if self.inner.stale_tag_reads.load(std::sync::atomic::Ordering::Relaxed) {
             return Ok(());
         }
-        let Shard { raft, leader_reads, .. } = self.shard(shard);
+        linearizable(self.shard(shard)).await
+    }
+
+    /// Returns once reads of the local `meta` replica are linearizable, as
+    /// [`Cluster::linearizable`] does for a shard.
+    pub async fn linearizable_meta(&self) -> Result<()> {
+        linearizable(&self.inner.meta).await
+    }
+
+    /// Proposes an identity write to the `meta` group and waits until it is applied or refused,
+    /// wherever the group's leader is. Rides out elections for up to [`LEADER_DEADLINE`]; a
+    /// forwarded write whose answer is lost fails as indeterminate rather than being sent twice.
+    pub async fn propose_meta(&self, command: IdentityCommand) -> Result<Applied> {
+        let command = Command::Identity(command);
+        let raft = self.meta();
         let deadline = Instant::now() + LEADER_DEADLINE;
         let mut backoff = Backoff::new();
         loop {
             let why = if raft.is_leader() {
-                match raft.ensure_linearizable().await {
-                    Ok(()) => return Ok(()),
+                match raft.propose(command.clone()).await {
                     Err(e) if e.forward_to().is_some() => "leadership moved".to_owned(),
-                    Err(RaftError::QuorumNotEnough(q)) => q.to_string(),
-                    Err(e) => return Err(e.into()),
+                    other => return other.map_err(Into::into),
+                }
+            } else if let Some((leader, addr)) = raft.leader().filter(|(l, _)| *l != self.node_id()) {
+                match forward::propose(&self.transport().peers, &addr, leader.0, GroupId::Meta, &command).await {
+                    Ok(forward::Proposed::Applied(applied)) => return Ok(applied),
+                    Ok(forward::Proposed::NotLeader) => format!("node {leader} no longer leads"),
+                    Err(forward::ForwardError::NotSent { addr, why }) => format!("leader {leader} at {addr}: {why}"),
+                    Err(forward::ForwardError::Failed(e)) => return Err(e),
                 }
             } else {
-                match leader_reads.next().await {
-                    Some(LeaderRead::Index(index)) => {
-                        let remaining = deadline.saturating_duration_since(Instant::now());
-                        return raft.wait_applied(index, remaining).await.map_err(Into::into);
-                    }
-                    Some(LeaderRead::Retry(why)) => why,
-                    None => return Err(RaftError::stopped().into()),
-                }
+                "no leader elected".to_owned()
             };
             if Instant::now() >= deadline {
-                return Err(ClusterError::NoLeader { shard, why });
+                return Err(ClusterError::NoLeader { group: GroupId::Meta, why });
             }
             backoff.wait().await;
         }
@@ -295,7 +323,40 @@ impl Cluster {
         for shard in &self.inner.shards {
             shard.raft.shutdown().await;
         }
-        self.inner.meta.shutdown().await;
+        self.inner.meta.raft.shutdown().await;
+    }
+}
+
+/// Returns once reads of `group`'s local replica are linearizable: on its leader through
+/// [`RaftNode::ensure_linearizable`], elsewhere by waiting to apply the leader's read index.
+async fn linearizable(group: &Group) -> Result<()> {
+    {
+        let Group { raft, leader_reads, .. } = group;
+        let deadline = Instant::now() + LEADER_DEADLINE;
+        let mut backoff = Backoff::new();
+        loop {
+            let why = if raft.is_leader() {
+                match raft.ensure_linearizable().await {
+                    Ok(()) => return Ok(()),
+                    Err(e) if e.forward_to().is_some() => "leadership moved".to_owned(),
+                    Err(RaftError::QuorumNotEnough(q)) => q.to_string(),
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                match leader_reads.next().await {
+                    Some(LeaderRead::Index(index)) => {
+                        let remaining = deadline.saturating_duration_since(Instant::now());
+                        return raft.wait_applied(index, remaining).await.map_err(Into::into);
+                    }
+                    Some(LeaderRead::Retry(why)) => why,
+                    None => return Err(RaftError::stopped().into()),
+                }
+            };
+            if Instant::now() >= deadline {
+                return Err(ClusterError::NoLeader { group: raft.group(), why });
+            }
+            backoff.wait().await;
+        }
     }
 }
 

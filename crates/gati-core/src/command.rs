@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
+use crate::identity::{IdentityCommand, IdentityRejection};
 use crate::media_type::{ManifestKind, MediaType};
 use crate::name::RepoName;
 use crate::reference::Tag;
@@ -116,17 +117,22 @@ pub enum Command {
         /// The tag.
         tag: Tag,
     },
+    /// A write to users, organisations, policies, keys or sessions; only the `meta` group
+    /// applies these.
+    Identity(IdentityCommand),
 }
 
 impl Command {
-    /// Returns the repository the command writes to.
-    pub fn repo(&self) -> &RepoName {
+    /// Returns the repository the command writes to; `None` for identity writes, which belong
+    /// to the `meta` group rather than a shard.
+    pub fn repo(&self) -> Option<&RepoName> {
         match self {
             Command::LinkBlob { repo, .. }
             | Command::UnlinkBlob { repo, .. }
             | Command::PutManifest { repo, .. }
             | Command::DeleteManifest { repo, .. }
-            | Command::DeleteTag { repo, .. } => repo,
+            | Command::DeleteTag { repo, .. } => Some(repo),
+            Command::Identity(_) => None,
         }
     }
 }
@@ -171,6 +177,11 @@ pub enum Rejection {
         /// The tag's target at the time of apply.
         current: Option<Digest>,
     },
+    /// An identity write was refused.
+    Identity(IdentityRejection),
+    /// The command was sent to a group that does not apply it (a repository write to `meta`, an
+    /// identity write to a shard).
+    WrongGroup,
 }
 
 /// The outcome of applying a command (the Raft response).
@@ -198,6 +209,8 @@ pub enum Applied {
     },
     /// The tag is deleted.
     TagDeleted,
+    /// The identity write is applied.
+    IdentityChanged,
     /// The command was refused; nothing changed.
     Rejected(Rejection),
 }

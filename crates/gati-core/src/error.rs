@@ -55,6 +55,16 @@ pub enum CoreError {
     /// A `Range` or `Content-Range` header cannot be parsed.
     #[error("invalid range {0:?}")]
     RangeInvalid(String),
+    /// An identity value (account name, email, key id, network) is malformed.
+    #[error("invalid {what} {value:?}: {reason}")]
+    IdentityInvalid {
+        /// What kind of value it is.
+        what: &'static str,
+        /// The rejected value, cut to a printable length.
+        value: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
     /// A cluster setting (shard count, group name, node id) is out of its domain.
     #[error("invalid cluster setting: {0}")]
     ClusterInvalid(String),

@@ -1,7 +1,7 @@
 //! Pure types and parsers of Gati Registry.
 //!
 //! Owns the vocabulary every other crate speaks: repository names and namespaces, tags, references,
-//! digests, media types, OCI manifest and index validation, HTTP byte ranges, and the `Command`s the
+//! digests, media types, OCI manifest and index validation, identity and access records, HTTP byte ranges, and the `Command`s the
 //! replicated state machine applies. No IO, no async, no clocks: everything here is deterministic so
 //! that it can run inside the state machine and under property tests.
 #![warn(missing_docs)]
@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod command;
 pub mod digest;
 pub mod error;
+pub mod identity;
 pub mod manifest;
 pub mod media_type;
 pub mod name;

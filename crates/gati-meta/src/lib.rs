@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+mod identity;
 mod keys;
 pub mod log_store;
 pub mod state_machine;

@@ -1,6 +1,8 @@
 //! The deterministic state machine: `apply(Command)` over one sled tree, queries, snapshots.
 //!
-//! Owns every metadata record (repositories, blob links, manifests, tags, referrers). Nothing else
+//! Owns every metadata record: repositories, blob links, manifests, tags and referrers in each
+//! shard's group; users, organisations, policies, keys and sessions in the `meta` group
+//! (`identity.rs`). Nothing else
 //! writes the state tree (architecture invariant 4). `apply` is called by one applier at a time (the
 //! Raft state machine task); it reads the current state, decides the outcome, and commits the whole
 //! write set together with the caller's opaque consensus position as one atomic sled batch, so after
@@ -23,6 +25,8 @@ const SNAPSHOT_MAGIC: &[u8; 8] = b"GATISM01";
 #[derive(Clone)]
 pub struct StateMachine {
     tree: sled::Tree,
+    /// Whether this group applies identity writes (`meta`) or repository writes (a shard).
+    identity: bool,
     /// Serialises appliers: the read-decide-commit sequence of `apply` is only atomic with respect to
     /// other appliers because there is never more than one at a time.
     apply_lock: Arc<Mutex<()>>,
@@ -34,7 +38,7 @@ fn codec<E: std::fmt::Display>(e: E) -> MetaError {
 
 /// The writes of one log entry not yet committed, layered over the tree: reads during `apply` see
 /// the effects of earlier commands of the same entry, and the whole entry commits as one batch.
-struct Pending<'a> {
+pub(crate) struct Pending<'a> {
     tree: &'a sled::Tree,
     /// Key to new value; `None` deletes.
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
@@ -45,14 +49,14 @@ impl<'a> Pending<'a> {
         Pending { tree, writes: BTreeMap::new() }
     }
 
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         match self.writes.get(key) {
             Some(value) => Ok(value.clone()),
             None => Ok(self.tree.get(key)?.map(|v| v.to_vec())),
         }
     }
 
-    fn contains(&self, key: &[u8]) -> Result<bool> {
+    pub(crate) fn contains(&self, key: &[u8]) -> Result<bool> {
         Ok(self.get(key)?.is_some())
     }
 
@@ -69,7 +73,7 @@ impl<'a> Pending<'a> {
         Ok(merged.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
     }
 
-    fn put(&mut self, key: Vec<u8>, value: impl Into<Vec<u8>>) {
+    pub(crate) fn put(&mut self, key: Vec<u8>, value: impl Into<Vec<u8>>) {
         self.writes.insert(key, Some(value.into()));
     }
 
@@ -98,8 +102,11 @@ impl<'a> Pending<'a> {
 
     /// Decides a command's outcome from the state so far and records its writes. A rejection
     /// records nothing: every check precedes every write.
-    fn decide(&mut self, command: &Command) -> Result<Applied> {
+    fn decide(&mut self, command: &Command, identity_group: bool) -> Result<Applied> {
         match command {
+            Command::Identity(identity) if identity_group => self.decide_identity(identity),
+            Command::Identity(_) => Ok(Applied::Rejected(Rejection::WrongGroup)),
+            _ if identity_group => Ok(Applied::Rejected(Rejection::WrongGroup)),
             Command::LinkBlob { repo, digest, size } => {
                 let key = keys::blob(repo, digest);
                 let created = !self.contains(&key)?;
@@ -196,7 +203,15 @@ impl StateMachine {
     /// Opens the state machine of consensus group `group`: the `<group>/state` tree of a sled
     /// database. Each group's records live apart, so a snapshot of one group holds only its own.
     pub fn open(db: &sled::Db, group: GroupId) -> Result<Self> {
-        Ok(StateMachine { tree: db.open_tree(format!("{group}/state"))?, apply_lock: Arc::new(Mutex::new(())) })
+        Ok(StateMachine {
+            tree: db.open_tree(format!("{group}/state"))?,
+            identity: group == GroupId::Meta,
+            apply_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    pub(crate) fn tree(&self) -> &sled::Tree {
+        &self.tree
     }
 
     /// Applies one committed log entry: its commands in order, each seeing the effects of those
@@ -208,7 +223,7 @@ impl StateMachine {
         let mut outcomes = Vec::with_capacity(commands.len());
         for command in commands {
             let before = pending.writes.len();
-            let outcome = pending.decide(command)?;
+            let outcome = pending.decide(command, self.identity)?;
             debug_assert!(
                 !matches!(outcome, Applied::Rejected(_)) || pending.writes.len() == before,
                 "a rejected command must not write"
