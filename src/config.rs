@@ -56,6 +56,49 @@ pub struct DebugConfig {
     pub planted_bug: Option<PlantedBug>,
 }
 
+/// Identity and access.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Whether requests are authenticated and authorised. Off, anyone may push and pull
+    /// anything: only for a registry on a trusted machine or network.
+    pub enabled: bool,
+    /// The service name in token challenges and the audience of access tokens.
+    pub service: String,
+    /// The token endpoint clients are sent to (`WWW-Authenticate: Bearer realm=...`); by default
+    /// `http://<Host header>/token`.
+    pub realm: Option<String>,
+    /// The issuer of tokens.
+    pub issuer: String,
+    /// Seconds an access token is valid.
+    pub access_token_secs: u64,
+    /// Seconds a refresh token (a login session) is valid.
+    pub refresh_token_secs: u64,
+    /// Days after which the token-signing key is replaced (the old one keeps verifying until the
+    /// tokens it signed have expired).
+    pub key_rotation_days: u64,
+    /// Whether anyone may create an account through the API.
+    pub allow_signup: bool,
+    /// Users who administer the registry, in addition to those marked so in the state.
+    pub admins: Vec<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            enabled: false,
+            service: "gati-registry".into(),
+            realm: None,
+            issuer: "gati-registry".into(),
+            access_token_secs: 300,
+            refresh_token_secs: 30 * 24 * 3600,
+            key_rotation_days: 30,
+            allow_signup: true,
+            admins: Vec::new(),
+        }
+    }
+}
+
 /// One member of the cluster as listed in the bootstrap configuration.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -152,6 +195,8 @@ pub struct Config {
     pub blobs: BlobConfig,
     /// Cluster membership and node-to-node RPC; `None` runs one node on its own.
     pub cluster: Option<ClusterConfig>,
+    /// Identity and access.
+    pub auth: AuthConfig,
     /// Planted faults for harness tests (debug builds only).
     pub debug: DebugConfig,
 }
@@ -173,6 +218,7 @@ impl Default for Config {
             proposal_pipeline: 1,
             blobs: BlobConfig::default(),
             cluster: None,
+            auth: AuthConfig::default(),
             debug: DebugConfig::default(),
         }
     }
@@ -232,6 +278,20 @@ impl Config {
         }
         if cfg!(not(debug_assertions)) && self.debug.planted_bug.is_some() {
             return Err(ConfigError::Invalid("debug.planted_bug is accepted only by debug builds".into()));
+        }
+        if !(10..=24 * 3600).contains(&self.auth.access_token_secs) {
+            return Err(ConfigError::Invalid("auth.access_token_secs must be between 10 and 86400".into()));
+        }
+        if self.auth.refresh_token_secs < self.auth.access_token_secs {
+            return Err(ConfigError::Invalid("auth.refresh_token_secs must be at least auth.access_token_secs".into()));
+        }
+        if self.auth.key_rotation_days == 0 {
+            return Err(ConfigError::Invalid("auth.key_rotation_days must be at least 1".into()));
+        }
+        for admin in &self.auth.admins {
+            admin
+                .parse::<gati_core::identity::AccountName>()
+                .map_err(|e| ConfigError::Invalid(format!("auth.admins: {e}")))?;
         }
         if !(1..=64).contains(&self.proposal_pipeline) {
             return Err(ConfigError::Invalid("proposal_pipeline must be between 1 and 64".into()));
