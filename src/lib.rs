@@ -1,7 +1,7 @@
 //! Gati Registry: a unified, replicated, multi-artifact OCI registry.
 //!
 //! Layers, each a module with one owner: `http` (axum, protocol surfaces) calls the `registry`
-//! facade, which calls `actors` (namespace and upload-session actors) and `cluster` (which shard
+//! facade and the `identity` facade (accounts, credentials, access decisions); `registry` calls `actors` (namespace and upload-session actors) and `cluster` (which shard
 //! holds what, and routing to its leader), which call `raft` (consensus groups over `gati-meta`,
 //! transport over tonic) and `gati-blob`. `node` wires them; `config` loads settings. Nothing
 //! calls upwards, except that `cluster::forward` hands forwarded writes to the namespace actors.
@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod coalesce;
 pub mod config;
 pub mod http;
+pub mod identity;
 pub mod node;
 pub mod raft;
 pub mod registry;

@@ -1,0 +1,104 @@
+//! The identity facade: accounts, sign-in, tokens, API keys, and the access decision every API
+//! surface asks before it serves a request.
+//!
+//! Reads come from this node's replica of the `meta` group (identity records) and of the shards
+//! (whether a repository exists); writes are [`IdentityCommand`]s proposed to the `meta` group
+//! from any node. The rules themselves are `gati-auth`'s; this module gathers the records they
+//! read, and does the non-deterministic parts (password hashing, random ids, the clock) before a
+//! command is proposed. Must not know about HTTP.
+//!
+//! [`IdentityCommand`]: gati_core::identity::IdentityCommand
+
+mod access;
+mod accounts;
+mod api_keys;
+pub mod error;
+mod tokens;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use gati_core::identity::{AccountName, IdentityCommand};
+use gati_core::{Applied, Rejection};
+
+pub use access::{Credential, Target};
+pub use accounts::{NewUser, OrgView, UserView};
+pub use api_keys::{ApiKeyView, NewApiKeyRequest};
+pub use error::{IdentityError, Result};
+pub use gati_auth::policy::{Action, Decision, Principal};
+pub use tokens::{RegistryToken, TokenPair};
+
+use crate::cluster::Cluster;
+use crate::config::AuthConfig;
+
+/// Handle to identity and access; cheap to clone.
+#[derive(Clone)]
+pub struct Identity {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cluster: Cluster,
+    config: AuthConfig,
+    /// Registry administrators named in the configuration.
+    admins: BTreeSet<AccountName>,
+    /// The key ring built from the replicated signing keys, rebuilt when they change.
+    keyring: Mutex<Option<tokens::CachedKeyring>>,
+}
+
+/// The current time in unix seconds.
+pub(crate) fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Identity {
+    /// Builds the facade. Names in `config.admins` were validated with the configuration.
+    pub fn new(cluster: Cluster, config: AuthConfig) -> Self {
+        let admins = config.admins.iter().filter_map(|a| a.parse().ok()).collect();
+        Identity { inner: Arc::new(Inner { cluster, config, admins, keyring: Mutex::new(None) }) }
+    }
+
+    /// Whether requests are authenticated and authorised at all.
+    pub fn enabled(&self) -> bool {
+        self.inner.config.enabled
+    }
+
+    /// The service name used in token challenges.
+    pub fn service(&self) -> &str {
+        &self.inner.config.service
+    }
+
+    /// The configured token endpoint, if one is set (otherwise derived from the request).
+    pub fn realm(&self) -> Option<&str> {
+        self.inner.config.realm.as_deref()
+    }
+
+    fn cluster(&self) -> &Cluster {
+        &self.inner.cluster
+    }
+
+    /// Proposes an identity write and turns a refusal into an error.
+    async fn write(&self, command: IdentityCommand) -> Result<()> {
+        match self.cluster().propose_meta(command).await? {
+            Applied::IdentityChanged => Ok(()),
+            Applied::Rejected(Rejection::Identity(rejection)) => Err(IdentityError::refused(rejection)),
+            other => {
+                tracing::error!(?other, "unexpected outcome of an identity write");
+                Err(IdentityError::Internal)
+            }
+        }
+    }
+
+    /// Makes the local `meta` replica current, for reads that must see every acknowledged write
+    /// (sign-in right after sign-up on another node, a revocation).
+    async fn fresh(&self) -> Result<&gati_meta::StateMachine> {
+        self.cluster().linearizable_meta().await?;
+        Ok(self.cluster().meta_state())
+    }
+
+    /// The local `meta` replica as applied, for the hot path (every request's credential check).
+    fn state(&self) -> &gati_meta::StateMachine {
+        self.cluster().meta_state()
+    }
+}

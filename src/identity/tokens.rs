@@ -1,0 +1,258 @@
+//! Token issuing and checking: the key ring built from the replicated signing keys, its
+//! rotation, login sessions with refresh tokens, and registry (OCI bearer) tokens.
+//!
+//! Two audiences keep the two kinds of access token apart: registry tokens (`aud` = the
+//! service) carry the Docker `access` claim and allow exactly those actions; session tokens
+//! (`aud` = `<service>/api`) act with the user's full rights and are what the REST API and the
+//! CLI use. Refresh tokens belong to a login session recorded in the `meta` group, so revoking
+//! the session ends them on every node.
+
+use std::sync::Arc;
+
+use gati_auth::token::{Claims, ResourceAccess, TokenKind};
+use gati_auth::{Keyring, SigningKey};
+use gati_core::identity::{IdentityCommand, SessionId, SessionRecord, SigningKeys, UserRecord};
+use tracing::{info, warn};
+
+use super::error::{IdentityError, Result};
+use super::{Identity, now};
+
+/// The key ring and the replicated keys it was built from.
+pub(crate) struct CachedKeyring {
+    source: SigningKeys,
+    ring: Arc<Keyring>,
+}
+
+/// A session's tokens, as a sign-in or a refresh returns them.
+#[derive(Clone, Debug)]
+pub struct TokenPair {
+    /// The access token (`aud` = `<service>/api`).
+    pub access_token: String,
+    /// The refresh token of the session.
+    pub refresh_token: String,
+    /// Seconds the access token is valid.
+    pub expires_in: u64,
+    /// The session's id.
+    pub session: SessionId,
+}
+
+/// A registry token as the OCI token endpoint returns it.
+#[derive(Clone, Debug)]
+pub struct RegistryToken {
+    /// The bearer token.
+    pub token: String,
+    /// Seconds it is valid.
+    pub expires_in: u64,
+    /// When it was issued (unix seconds).
+    pub issued_at: u64,
+    /// A refresh token, when the client asked for offline access.
+    pub refresh_token: Option<String>,
+}
+
+fn random_hex(bytes: usize) -> Result<String> {
+    let mut buffer = vec![0u8; bytes];
+    rand::fill(&mut buffer[..]);
+    Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn auth_error(e: gati_auth::AuthError) -> IdentityError {
+    match e.code() {
+        gati_core::ErrorCode::Internal => IdentityError::internal(&e, "token keys"),
+        _ => IdentityError::Unauthenticated(e.to_string()),
+    }
+}
+
+impl Identity {
+    /// The audience of session access tokens.
+    pub(crate) fn api_audience(&self) -> String {
+        format!("{}/api", self.inner.config.service)
+    }
+
+    /// The key ring of the replicated signing keys; unavailable until the first key exists.
+    pub(crate) fn keyring(&self) -> Result<Arc<Keyring>> {
+        let keys = self.state().signing_keys()?;
+        let mut cached = self.inner.keyring.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(cached) = cached.as_ref().filter(|c| c.source == keys) {
+            return Ok(cached.ring.clone());
+        }
+        let active =
+            keys.active.as_ref().ok_or_else(|| IdentityError::Unavailable("no token-signing key yet".into()))?;
+        let mut ring = None;
+        let mut verifying = Vec::new();
+        for record in &keys.keys {
+            let key = SigningKey::from_record(record).map_err(|e| IdentityError::internal(&e, "stored signing key"))?;
+            if &record.kid == active {
+                ring = Some(key);
+            } else {
+                verifying.push(key.verifying_key(record.retire_after));
+            }
+        }
+        let active = ring.ok_or_else(|| IdentityError::Unavailable("the active signing key is missing".into()))?;
+        let ring = Arc::new(Keyring { active, verifying });
+        *cached = Some(CachedKeyring { source: keys, ring: ring.clone() });
+        Ok(ring)
+    }
+
+    /// The public keys tokens are verified with, as a JSON Web Key Set.
+    pub fn jwks(&self) -> Result<serde_json::Value> {
+        Ok(self.keyring()?.jwks())
+    }
+
+    /// Creates the first signing key, or replaces one older than the rotation period. Only the
+    /// `meta` leader does this, so nodes do not rotate over each other.
+    pub async fn maintain_signing_keys(&self) -> Result<()> {
+        if !self.cluster().meta().is_leader() {
+            return Ok(());
+        }
+        let keys = self.state().signing_keys()?;
+        let now = now();
+        let rotation = self.inner.config.key_rotation_days.saturating_mul(24 * 3600);
+        let current = keys.active.as_ref().and_then(|kid| keys.keys.iter().find(|k| &k.kid == kid));
+        if current.is_some_and(|k| k.created_at.saturating_add(rotation) > now) {
+            return Ok(());
+        }
+        let key = SigningKey::generate().map_err(|e| IdentityError::internal(&e, "signing key generation"))?;
+        // The previous key verifies until every token it signed has expired.
+        let longest = self.inner.config.refresh_token_secs.max(self.inner.config.access_token_secs);
+        let command = IdentityCommand::RotateSigningKey {
+            key: Box::new(key.to_record(now)),
+            retire_previous_after: now.saturating_add(longest),
+            now,
+        };
+        self.write(command).await?;
+        info!(kid = %key.kid(), "token-signing key rotated in");
+        Ok(())
+    }
+
+    /// Keeps the signing keys current for as long as the node runs.
+    pub async fn run_key_maintenance(self) {
+        loop {
+            if let Err(e) = self.maintain_signing_keys().await {
+                warn!(error = %e, "signing key maintenance failed; retrying");
+            }
+            let pause = if self.keyring().is_ok() { 60 } else { 1 };
+            tokio::time::sleep(std::time::Duration::from_secs(pause)).await;
+        }
+    }
+
+    fn claims(&self, user: &str, audience: String, kind: TokenKind, ttl: u64) -> Result<Claims> {
+        let now = now();
+        Ok(Claims {
+            iss: self.inner.config.issuer.clone(),
+            sub: user.to_owned(),
+            aud: audience,
+            exp: now.saturating_add(ttl),
+            nbf: now,
+            iat: now,
+            jti: random_hex(16)?,
+            sid: None,
+            kind,
+            access: Vec::new(),
+        })
+    }
+
+    /// Starts a login session for `user`: records it, then issues its access and refresh tokens.
+    pub(crate) async fn start_session(&self, user: &UserRecord) -> Result<TokenPair> {
+        let now = now();
+        let session = SessionRecord {
+            id: random_hex(16)?.parse()?,
+            user: user.name.clone(),
+            created_at: now,
+            expires_at: now.saturating_add(self.inner.config.refresh_token_secs),
+            revoked_at: None,
+        };
+        let id = session.id.clone();
+        self.write(IdentityCommand::CreateSession { session }).await?;
+        self.session_tokens(user, &id)
+    }
+
+    fn session_tokens(&self, user: &UserRecord, session: &SessionId) -> Result<TokenPair> {
+        let ring = self.keyring()?;
+        let config = &self.inner.config;
+        let mut access =
+            self.claims(user.name.as_str(), self.api_audience(), TokenKind::Access, config.access_token_secs)?;
+        access.sid = Some(session.clone());
+        let mut refresh =
+            self.claims(user.name.as_str(), self.api_audience(), TokenKind::Refresh, config.refresh_token_secs)?;
+        refresh.sid = Some(session.clone());
+        Ok(TokenPair {
+            access_token: ring.issue(&access).map_err(auth_error)?,
+            refresh_token: ring.issue(&refresh).map_err(auth_error)?,
+            expires_in: config.access_token_secs,
+            session: session.clone(),
+        })
+    }
+
+    /// Checks a refresh token against the current state (session live, account enabled, not
+    /// signed out everywhere since) and returns its user and session.
+    pub(crate) async fn check_refresh_token(&self, token: &str) -> Result<(UserRecord, SessionId)> {
+        let ring = self.keyring()?;
+        let claims = ring
+            .verify_kind(token, now(), &self.api_audience(), &self.inner.config.issuer, TokenKind::Refresh)
+            .map_err(auth_error)?;
+        let state = self.fresh().await?;
+        let session =
+            claims.sid.clone().ok_or_else(|| IdentityError::Unauthenticated("refresh token has no session".into()))?;
+        let record = state.session(&session)?.ok_or_else(|| IdentityError::Unauthenticated("session ended".into()))?;
+        if record.revoked_at.is_some() || record.expires_at <= now() || record.user.as_str() != claims.sub {
+            return Err(IdentityError::Unauthenticated("session ended".into()));
+        }
+        let user = self.usable_user(state, &record.user, claims.iat)?;
+        Ok((user, session))
+    }
+
+    /// Issues new session tokens for a valid refresh token (the refresh token is reissued too, so
+    /// an active client never hits the session's original expiry early).
+    pub async fn refresh(&self, token: &str) -> Result<TokenPair> {
+        let (user, session) = self.check_refresh_token(token).await?;
+        self.session_tokens(&user, &session)
+    }
+
+    /// Ends a session: its refresh and access tokens stop working on every node.
+    pub async fn end_session(&self, session: &SessionId) -> Result<()> {
+        self.write(IdentityCommand::RevokeSession { id: session.clone(), at: now() }).await
+    }
+
+    /// Issues a registry token for `user` (`None` for anonymous) with exactly `access`.
+    pub(crate) fn registry_token(
+        &self,
+        user: Option<&UserRecord>,
+        access: Vec<ResourceAccess>,
+        session: Option<&SessionId>,
+    ) -> Result<String> {
+        let ring = self.keyring()?;
+        let subject = user.map_or("", |u| u.name.as_str());
+        let mut claims = self.claims(
+            subject,
+            self.inner.config.service.clone(),
+            TokenKind::Access,
+            self.inner.config.access_token_secs,
+        )?;
+        claims.access = access;
+        claims.sid = session.cloned();
+        ring.issue(&claims).map_err(auth_error)
+    }
+
+    /// Seconds registry and session access tokens are valid.
+    pub(crate) fn access_token_secs(&self) -> u64 {
+        self.inner.config.access_token_secs
+    }
+
+    /// Verifies an access token of either audience and returns its claims and whether it is a
+    /// registry token (scoped to its `access` claim).
+    pub(crate) fn verify_access_token(&self, token: &str) -> Result<(Claims, bool)> {
+        let ring = self.keyring()?;
+        let issuer = &self.inner.config.issuer;
+        let now = now();
+        match ring.verify_kind(token, now, &self.inner.config.service, issuer, TokenKind::Access) {
+            Ok(claims) => Ok((claims, true)),
+            Err(gati_auth::AuthError::TokenInvalid { reason: "wrong audience" }) => {
+                let claims = ring
+                    .verify_kind(token, now, &self.api_audience(), issuer, TokenKind::Access)
+                    .map_err(auth_error)?;
+                Ok((claims, false))
+            }
+            Err(e) => Err(auth_error(e)),
+        }
+    }
+}
