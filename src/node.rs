@@ -18,6 +18,7 @@ use crate::cluster::admin::AdminService;
 use crate::cluster::forward::ForwardingService;
 use crate::cluster::{Cluster, ClusterError, Membership};
 use crate::config::{BlobBackend, Config, ConfigError};
+use crate::identity::Identity;
 use crate::raft::{RaftShared, RaftTuning};
 use crate::registry::Registry;
 
@@ -44,6 +45,7 @@ pub enum NodeError {
 /// A started node: stores open, consensus running, facade ready.
 pub struct Node {
     registry: Registry,
+    identity: Identity,
     cluster: Cluster,
     meta: MetaStore,
     rpc: Option<RpcServer>,
@@ -208,10 +210,17 @@ impl Node {
         let uploads = UploadDirectory::new(blobs.clone(), config.upload_idle(), config.cluster.is_some());
         let purger = tokio::spawn(purge_expired_uploads(uploads.clone(), config.upload_expiry()));
         let registry = Registry::new(cluster.clone(), blobs, namespaces, uploads, config.manifest_cache_bytes);
+        let identity = Identity::new(cluster.clone(), config.auth.clone());
+        if identity.enabled() {
+            background.push(tokio::spawn(identity.clone().run_key_maintenance()));
+        } else {
+            warn!("authentication is disabled: anyone who can reach this registry may push, pull and delete");
+        }
         background.push(tokio::spawn(crate::cluster::status::publish_gauges(cluster.clone())));
         Ok(Node {
             background,
             registry,
+            identity,
             cluster,
             meta,
             rpc,
@@ -231,6 +240,11 @@ impl Node {
         &self.registry
     }
 
+    /// Returns the identity facade.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
     /// Serves HTTP on `listener` until `shutdown` resolves, then lets in-flight requests finish
     /// (up to the grace period) and stops consensus cleanly.
     pub async fn serve(
@@ -239,7 +253,8 @@ impl Node {
         metrics: Option<PrometheusHandle>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), NodeError> {
-        let app = crate::http::router(self.registry.clone(), metrics);
+        let app = crate::http::router(self.registry.clone(), self.identity.clone(), metrics)
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let (stop_tx, mut server_stopped) = tokio::sync::watch::channel(false);
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             shutdown.await;

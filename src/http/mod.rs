@@ -1,10 +1,13 @@
-//! The HTTP surface (axum): the OCI distribution API under `/v2/`, and operations endpoints
-//! (`/healthz`, `/readyz`, `/metrics`, `/cluster/status`).
+//! The HTTP surface (axum): the OCI distribution API under `/v2/`, the token endpoint (`/token`)
+//! and the identity part of the REST API (`/api/v1`), and operations endpoints (`/healthz`,
+//! `/readyz`, `/metrics`, `/cluster/status`).
 //!
 //! Owns path parsing into a typed [`endpoint::Endpoint`], protocol headers and error bodies. Calls
 //! only the [`Registry`] facade; never Raft, sled or the blob store. The only layer that imports
 //! axum and http types.
 
+mod api;
+mod auth;
 mod blobs;
 pub mod endpoint;
 pub mod error;
@@ -21,7 +24,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -30,6 +33,7 @@ use gati_blob::ByteStream;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tracing::Instrument;
 
+use crate::identity::Identity;
 use crate::registry::{Registry, RegistryError};
 use endpoint::Endpoint;
 use error::OciError;
@@ -38,22 +42,35 @@ use error::OciError;
 #[derive(Clone)]
 pub struct HttpState {
     registry: Registry,
+    identity: Identity,
     metrics: Option<PrometheusHandle>,
 }
 
-/// Builds the router over a registry; `metrics` renders `/metrics` when a recorder is installed.
-pub fn router(registry: Registry, metrics: Option<PrometheusHandle>) -> Router {
+/// Builds the router over the facades; `metrics` renders `/metrics` when a recorder is installed.
+pub fn router(registry: Registry, identity: Identity, metrics: Option<PrometheusHandle>) -> Router {
+    let auth_routes = if identity.enabled() {
+        Router::new()
+            .route("/token", get(auth::get_token).post(auth::post_token))
+            .route("/.well-known/jwks.json", get(auth::jwks))
+            .merge(api::routes())
+    } else {
+        Router::new()
+            .route("/token", any(auth::disabled))
+            .route("/.well-known/jwks.json", any(auth::disabled))
+            .route("/api/v1/{*rest}", any(api::disabled))
+    };
     Router::new()
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
+        .merge(auth_routes)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
         .route("/cluster/status", get(cluster_status))
         .fallback(|| async { OciError::not_found() })
         .layer(middleware::from_fn(observe))
-        .with_state(HttpState { registry, metrics })
+        .with_state(HttpState { registry, identity, metrics })
 }
 
 async fn readyz(State(state): State<HttpState>) -> Response {
@@ -130,13 +147,10 @@ fn percent_decode(path: &str) -> Option<String> {
 }
 
 /// The one `/v2` handler: parses the endpoint, then hands off to the resource's handler.
-async fn dispatch(
-    State(state): State<HttpState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn dispatch(State(state): State<HttpState>, request: Request) -> Response {
+    let client = auth::client_ip(request.extensions());
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     let head = method == Method::HEAD;
     let Some(path) = percent_decode(uri.path()) else {
         return OciError::not_found().into_response_for(head);
@@ -152,7 +166,13 @@ async fn dispatch(
         Some(Err(e)) => return OciError::from(e).into_response_for(head),
         Some(Ok(endpoint)) => endpoint,
     };
-    let query: HashMap<String, String> = Query::try_from_uri(&uri).map(|Query(q)| q).unwrap_or_default();
+    let mut query: HashMap<String, String> = Query::try_from_uri(&uri).map(|Query(q)| q).unwrap_or_default();
+    if state.identity.enabled()
+        && let Err(e) = auth::authorize(&state, &endpoint, &method, &headers, &mut query, client).await
+    {
+        return e.into_response_for(head);
+    }
+    let query = query;
     let registry = &state.registry;
     let outcome = match (endpoint, method) {
         (Endpoint::Base, Method::GET | Method::HEAD) => Ok(base()),

@@ -64,7 +64,7 @@ impl IdentityError {
     pub(crate) fn refused(rejection: IdentityRejection) -> Self {
         match rejection {
             IdentityRejection::NameTaken { holder } => {
-                IdentityError::Taken(format!("the name is taken or too similar to the taken name {holder:?}"))
+                IdentityError::Taken(format!("the name is taken or too similar to the taken name \"{holder}\""))
             }
             IdentityRejection::EmailTaken => {
                 IdentityError::Taken("the email address belongs to another account".into())

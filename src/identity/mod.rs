@@ -48,7 +48,7 @@ struct Inner {
 }
 
 /// The current time in unix seconds.
-pub(crate) fn now() -> u64 {
+pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 

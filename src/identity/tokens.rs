@@ -151,6 +151,18 @@ impl Identity {
         })
     }
 
+    /// Starts a login session for a user already authenticated (the OCI token endpoint's
+    /// offline access); returns its tokens.
+    pub async fn start_session_for(&self, user: &UserRecord) -> Result<TokenPair> {
+        self.start_session(user).await
+    }
+
+    /// The principal a valid refresh token speaks for, with the user's full rights.
+    pub async fn principal_of_refresh_token(&self, token: &str) -> Result<gati_auth::policy::Principal> {
+        let (user, _) = self.check_refresh_token(token).await?;
+        Ok(gati_auth::policy::Principal::User { user: Box::new(user), limits: gati_auth::policy::Limits::None })
+    }
+
     /// Starts a login session for `user`: records it, then issues its access and refresh tokens.
     pub(crate) async fn start_session(&self, user: &UserRecord) -> Result<TokenPair> {
         let now = now();
@@ -208,18 +220,15 @@ impl Identity {
         self.session_tokens(&user, &session)
     }
 
-    /// Ends a session: its refresh and access tokens stop working on every node.
-    pub async fn end_session(&self, session: &SessionId) -> Result<()> {
-        self.write(IdentityCommand::RevokeSession { id: session.clone(), at: now() }).await
+    /// Signs out the session a refresh token belongs to: its refresh and access tokens stop
+    /// working on every node.
+    pub async fn sign_out(&self, refresh_token: &str) -> Result<()> {
+        let (_, session) = self.check_refresh_token(refresh_token).await?;
+        self.write(IdentityCommand::RevokeSession { id: session, at: now() }).await
     }
 
     /// Issues a registry token for `user` (`None` for anonymous) with exactly `access`.
-    pub(crate) fn registry_token(
-        &self,
-        user: Option<&UserRecord>,
-        access: Vec<ResourceAccess>,
-        session: Option<&SessionId>,
-    ) -> Result<String> {
+    pub fn registry_token(&self, user: Option<&UserRecord>, access: Vec<ResourceAccess>) -> Result<String> {
         let ring = self.keyring()?;
         let subject = user.map_or("", |u| u.name.as_str());
         let mut claims = self.claims(
@@ -229,12 +238,11 @@ impl Identity {
             self.inner.config.access_token_secs,
         )?;
         claims.access = access;
-        claims.sid = session.cloned();
         ring.issue(&claims).map_err(auth_error)
     }
 
     /// Seconds registry and session access tokens are valid.
-    pub(crate) fn access_token_secs(&self) -> u64 {
+    pub fn access_token_secs(&self) -> u64 {
         self.inner.config.access_token_secs
     }
 

@@ -1,0 +1,466 @@
+//! The Gati REST API (`/api/v1`), identity part: accounts, sign-in, API keys, organisations,
+//! teams and namespace policies. Errors are `application/problem+json` (RFC 9457).
+//!
+//! Every handler authenticates the request the same way as the OCI API (a session access token,
+//! an API key, or Basic credentials) and calls the identity facade, which makes the decisions.
+
+use std::collections::BTreeSet;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use gati_core::identity::{Grantee, KeyPermission, NamespaceSettings, OrgRole, Role, UserChange, Visibility};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::HttpState;
+use super::auth::credential;
+use crate::identity::{IdentityError, NewApiKeyRequest, NewUser, Principal, TokenPair, UserView};
+
+/// The largest JSON body an identity request may have.
+const MAX_BODY: usize = 64 * 1024;
+
+/// An `application/problem+json` error.
+pub(super) struct Problem {
+    status: StatusCode,
+    title: &'static str,
+    detail: String,
+    challenge: bool,
+}
+
+impl Problem {
+    fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Problem {
+        Problem { status, title, detail: detail.into(), challenge: false }
+    }
+
+    fn bad_request(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, "Bad request", detail)
+    }
+}
+
+impl From<IdentityError> for Problem {
+    fn from(e: IdentityError) -> Problem {
+        let detail = e.to_string();
+        match e {
+            IdentityError::Invalid(_) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid input", detail),
+            IdentityError::Taken(_) => Problem::new(StatusCode::CONFLICT, "Already taken", detail),
+            IdentityError::Conflict(_) => Problem::new(StatusCode::CONFLICT, "Conflict", detail),
+            IdentityError::Unauthenticated(_) => {
+                Problem { challenge: true, ..Problem::new(StatusCode::UNAUTHORIZED, "Authentication required", detail) }
+            }
+            IdentityError::Forbidden(_) | IdentityError::SignupDisabled => {
+                Problem::new(StatusCode::FORBIDDEN, "Forbidden", detail)
+            }
+            IdentityError::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, "Not found", detail),
+            IdentityError::Unavailable(_) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", detail),
+            IdentityError::Internal => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", detail),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        let mut response =
+            (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response();
+        if self.challenge
+            && let Ok(value) = "Bearer realm=\"gati-registry\"".parse()
+        {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+type ApiResult = Result<Response, Problem>;
+
+/// Parses a JSON body, refusing bodies that are too large, not JSON, or of the wrong shape.
+fn body<T: DeserializeOwned>(headers: &HeaderMap, bytes: &Bytes) -> Result<T, Problem> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+    if !json {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Unsupported media type",
+            "send application/json",
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// Reads a request's JSON body up to [`MAX_BODY`].
+async fn read_body(request: Request) -> Result<(HeaderMap, Bytes), Problem> {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large", "the body is too large"))?;
+    Ok((parts.headers, bytes))
+}
+
+async fn principal(state: &HttpState, headers: &HeaderMap) -> Result<Principal, Problem> {
+    let credential = credential(headers).map_err(|why| Problem::from(IdentityError::Unauthenticated(why.into())))?;
+    Ok(state.identity.authenticate(&credential).await?)
+}
+
+fn json_ok(status: StatusCode, value: serde_json::Value) -> Response {
+    (status, [(header::CACHE_CONTROL, "no-store")], axum::Json(value)).into_response()
+}
+
+fn tokens_json(user: Option<&UserView>, tokens: &TokenPair) -> serde_json::Value {
+    let mut body = json!({
+        "accessToken": tokens.access_token,
+        "refreshToken": tokens.refresh_token,
+        "tokenType": "Bearer",
+        "expiresIn": tokens.expires_in,
+    });
+    if let Some(user) = user {
+        body["user"] = json!(user);
+    }
+    body
+}
+
+/// The identity routes under `/api/v1`.
+pub(super) fn routes() -> Router<HttpState> {
+    Router::new()
+        .route("/api/v1/users", post(sign_up))
+        .route("/api/v1/users/{name}", get(get_user))
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/refresh", post(refresh))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/auth/logout-everywhere", post(logout_everywhere))
+        .route("/api/v1/user", get(whoami))
+        .route("/api/v1/user/password", put(change_password))
+        .route("/api/v1/user/keys", get(list_keys).post(create_key))
+        .route("/api/v1/user/keys/{id}", delete(revoke_key))
+        .route("/api/v1/orgs", post(create_org))
+        .route("/api/v1/orgs/{org}", get(get_org))
+        .route("/api/v1/orgs/{org}/members/{user}", put(put_member).delete(delete_member))
+        .route("/api/v1/orgs/{org}/teams/{team}", put(put_team).delete(delete_team))
+        .route("/api/v1/namespaces/{first}/policy", get(get_policy_1).put(put_policy_1))
+        .route("/api/v1/namespaces/{first}/{second}/policy", get(get_policy_2).put(put_policy_2))
+        .route("/api/v1/namespaces/{first}/grants", put(put_grant_1))
+        .route("/api/v1/namespaces/{first}/{second}/grants", put(put_grant_2))
+        .route("/api/v1/admin/users/{name}", put(administer_user))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignUp {
+    name: String,
+    email: String,
+    password: String,
+}
+
+async fn sign_up(State(state): State<HttpState>, request: Request) -> ApiResult {
+    let (headers, bytes) = read_body(request).await?;
+    let SignUp { name, email, password } = body(&headers, &bytes)?;
+    let user = state.identity.sign_up(NewUser { name, email, password }).await?;
+    Ok(json_ok(StatusCode::CREATED, json!(user)))
+}
+
+async fn get_user(State(state): State<HttpState>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
+    let principal = principal(&state, &headers).await?;
+    Ok(json_ok(StatusCode::OK, json!(state.identity.user(&principal, &name)?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    /// A user name or an email address.
+    login: String,
+    password: String,
+}
+
+async fn login(State(state): State<HttpState>, request: Request) -> ApiResult {
+    let (headers, bytes) = read_body(request).await?;
+    let Login { login, password } = body(&headers, &bytes)?;
+    let (user, tokens) = state.identity.sign_in(&login, &password).await?;
+    Ok(json_ok(StatusCode::OK, tokens_json(Some(&user), &tokens)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RefreshToken {
+    refresh_token: String,
+}
+
+async fn refresh(State(state): State<HttpState>, request: Request) -> ApiResult {
+    let (headers, bytes) = read_body(request).await?;
+    let RefreshToken { refresh_token } = body(&headers, &bytes)?;
+    let tokens = state.identity.refresh(&refresh_token).await?;
+    Ok(json_ok(StatusCode::OK, tokens_json(None, &tokens)))
+}
+
+async fn logout(State(state): State<HttpState>, request: Request) -> ApiResult {
+    let (headers, bytes) = read_body(request).await?;
+    let RefreshToken { refresh_token } = body(&headers, &bytes)?;
+    state.identity.sign_out(&refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn logout_everywhere(State(state): State<HttpState>, headers: HeaderMap) -> ApiResult {
+    let principal = principal(&state, &headers).await?;
+    state.identity.sign_out_everywhere(&principal).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn whoami(State(state): State<HttpState>, headers: HeaderMap) -> ApiResult {
+    let principal = principal(&state, &headers).await?;
+    Ok(json_ok(StatusCode::OK, json!(state.identity.whoami(&principal)?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current: String,
+    new: String,
+}
+
+async fn change_password(State(state): State<HttpState>, request: Request) -> ApiResult {
+    let (headers, bytes) = read_body(request).await?;
+    let principal = principal(&state, &headers).await?;
+    let PasswordChange { current, new } = body(&headers, &bytes)?;
+    state.identity.change_password(&principal, &current, &new).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn list_keys(State(state): State<HttpState>, headers: HeaderMap) -> ApiResult {
+    let principal = principal(&state, &headers).await?;
+    Ok(json_ok(StatusCode::OK, json!({ "keys": state.identity.api_keys(&principal)? })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CreateKey {
+    label: String,
+    permissions: BTreeSet<KeyPermission>,
+    #[serde(default)]
+    repositories: Vec<String>,
+    expires_in: Option<u64>,
+}
+
+async fn create_key(State(state): State<HttpState>, request: Request) -> ApiResult {
+    let (headers, bytes) = read_body(request).await?;
+    let principal = principal(&state, &headers).await?;
+    let CreateKey { label, permissions, repositories, expires_in } = body(&headers, &bytes)?;
+    let request = NewApiKeyRequest { label, permissions, repositories, expires_in };
+    let (view, text) = state.identity.create_api_key(&principal, request).await?;
+    let mut value = json!(view);
+    value["key"] = json!(text);
+    Ok(json_ok(StatusCode::CREATED, value))
+}
+
+async fn revoke_key(State(state): State<HttpState>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {
+    let principal = principal(&state, &headers).await?;
+    state.identity.revoke_api_key(&principal, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateOrg {
+    name: String,
+}
+
+async fn create_org(State(state): State<HttpState>, request: Request) -> ApiResult {
+    let (headers, bytes) = read_body(request).await?;
+    let principal = principal(&state, &headers).await?;
+    let CreateOrg { name } = body(&headers, &bytes)?;
+    Ok(json_ok(StatusCode::CREATED, json!(state.identity.create_org(&principal, &name).await?)))
+}
+
+async fn get_org(State(state): State<HttpState>, Path(org): Path<String>, headers: HeaderMap) -> ApiResult {
+    let principal = principal(&state, &headers).await?;
+    Ok(json_ok(StatusCode::OK, json!(state.identity.org(&principal, &org)?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Member {
+    role: OrgRole,
+}
+
+async fn put_member(
+    State(state): State<HttpState>,
+    Path((org, user)): Path<(String, String)>,
+    request: Request,
+) -> ApiResult {
+    let (headers, bytes) = read_body(request).await?;
+    let principal = principal(&state, &headers).await?;
+    let Member { role } = body(&headers, &bytes)?;
+    state.identity.set_org_member(&principal, &org, &user, Some(role)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn delete_member(
+    State(state): State<HttpState>,
+    Path((org, user)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let principal = principal(&state, &headers).await?;
+    state.identity.set_org_member(&principal, &org, &user, None).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Team {
+    members: Vec<String>,
+}
+
+async fn put_team(
+    State(state): State<HttpState>,
+    Path((org, team)): Path<(String, String)>,
+    request: Request,
+) -> ApiResult {
+    let (headers, bytes) = read_body(request).await?;
+    let principal = principal(&state, &headers).await?;
+    let Team { members } = body(&headers, &bytes)?;
+    state.identity.set_team(&principal, &org, &team, Some(members)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn delete_team(
+    State(state): State<HttpState>,
+    Path((org, team)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let principal = principal(&state, &headers).await?;
+    state.identity.set_team(&principal, &org, &team, None).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyBody {
+    visibility: Visibility,
+    #[serde(default)]
+    settings: NamespaceSettings,
+}
+
+async fn get_policy(state: &HttpState, namespace: &str, headers: &HeaderMap) -> ApiResult {
+    let principal = principal(state, headers).await?;
+    let policy = state.identity.namespace_policy(&principal, namespace)?;
+    let grants: Vec<_> =
+        policy.grants.values().map(|(grantee, role)| json!({ "grantee": grantee, "role": role })).collect();
+    Ok(json_ok(
+        StatusCode::OK,
+        json!({ "namespace": namespace, "visibility": policy.visibility, "settings": policy.settings, "grants": grants }),
+    ))
+}
+
+async fn put_policy(state: &HttpState, namespace: &str, request: Request) -> ApiResult {
+    let (headers, bytes) = read_body(request).await?;
+    let principal = principal(state, &headers).await?;
+    let PolicyBody { visibility, settings } = body(&headers, &bytes)?;
+    if settings.default_license.as_ref().is_some_and(|l| l.len() > 256) {
+        return Err(Problem::bad_request("defaultLicense is longer than 256 characters"));
+    }
+    if settings.ip_allowlist.len() > 64 {
+        return Err(Problem::bad_request("ipAllowlist holds at most 64 networks"));
+    }
+    state.identity.set_namespace_policy(&principal, namespace, visibility, settings).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantBody {
+    grantee: Grantee,
+    role: Option<Role>,
+}
+
+async fn put_grant(state: &HttpState, namespace: &str, request: Request) -> ApiResult {
+    let (headers, bytes) = read_body(request).await?;
+    let principal = principal(state, &headers).await?;
+    let GrantBody { grantee, role } = body(&headers, &bytes)?;
+    state.identity.set_namespace_grant(&principal, namespace, grantee, role).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn get_policy_1(State(state): State<HttpState>, Path(first): Path<String>, headers: HeaderMap) -> ApiResult {
+    get_policy(&state, &first, &headers).await
+}
+
+async fn get_policy_2(
+    State(state): State<HttpState>,
+    Path((first, second)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    get_policy(&state, &format!("{first}/{second}"), &headers).await
+}
+
+async fn put_policy_1(State(state): State<HttpState>, Path(first): Path<String>, request: Request) -> ApiResult {
+    put_policy(&state, &first, request).await
+}
+
+async fn put_policy_2(
+    State(state): State<HttpState>,
+    Path((first, second)): Path<(String, String)>,
+    request: Request,
+) -> ApiResult {
+    put_policy(&state, &format!("{first}/{second}"), request).await
+}
+
+async fn put_grant_1(State(state): State<HttpState>, Path(first): Path<String>, request: Request) -> ApiResult {
+    put_grant(&state, &first, request).await
+}
+
+async fn put_grant_2(
+    State(state): State<HttpState>,
+    Path((first, second)): Path<(String, String)>,
+    request: Request,
+) -> ApiResult {
+    put_grant(&state, &format!("{first}/{second}"), request).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct AdminChange {
+    verified_publisher: Option<bool>,
+    registry_admin: Option<bool>,
+    disabled: Option<bool>,
+    email_verified: Option<bool>,
+}
+
+async fn administer_user(State(state): State<HttpState>, Path(name): Path<String>, request: Request) -> ApiResult {
+    let (headers, bytes) = read_body(request).await?;
+    let principal = principal(&state, &headers).await?;
+    let AdminChange { verified_publisher, registry_admin, disabled, email_verified } = body(&headers, &bytes)?;
+    let mut changes = Vec::new();
+    if let Some(verified) = verified_publisher {
+        changes.push(UserChange::SetVerifiedPublisher { verified });
+    }
+    if let Some(admin) = registry_admin {
+        changes.push(UserChange::SetRegistryAdmin { admin });
+    }
+    if let Some(disabled) = disabled {
+        changes.push(UserChange::SetDisabled { disabled, at: crate::identity::now() });
+    }
+    if email_verified == Some(true) {
+        changes.push(UserChange::VerifyEmail);
+    }
+    if changes.is_empty() {
+        return Err(Problem::bad_request("no change given"));
+    }
+    for change in changes {
+        state.identity.administer_user(&principal, &name, change).await?;
+    }
+    Ok(json_ok(StatusCode::OK, json!(state.identity.user(&principal, &name)?)))
+}
+
+/// Answers every identity route while authentication is switched off.
+pub(super) async fn disabled() -> Response {
+    Problem::new(StatusCode::NOT_FOUND, "Not found", "authentication is not enabled on this registry").into_response()
+}
