@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use common::http::{self, Response};
 use common::oci::{self, MT_EMPTY, MT_INDEX, MT_MANIFEST};
-use common::{Kind, Registry, Rng, digest_of, interop_script, require_tool, run_bounded, run_ok};
+use common::{ContainersEnv, Kind, Registry, Rng, digest_of, interop_script, require_tool, run_bounded, run_ok};
 use serde_json::{Value, json};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(90);
@@ -105,49 +105,6 @@ impl Layout {
 
 fn hex_part(digest: &str) -> &str {
     digest.strip_prefix("sha256:").expect("sha256 digest")
-}
-
-/// Environment shared by skopeo and podman: a private registries.conf (so host mirrors or
-/// blocked registries cannot interfere) and a permissive signature policy.
-struct ContainersEnv {
-    registries_conf: PathBuf,
-    policy: PathBuf,
-    tmp: PathBuf,
-}
-
-impl ContainersEnv {
-    fn new(dir: &Path, reg: &Registry) -> ContainersEnv {
-        std::fs::create_dir_all(dir).expect("mkdir");
-        let registries_conf = dir.join("registries.conf");
-        std::fs::write(
-            &registries_conf,
-            format!(
-                "unqualified-search-registries = []\n\n[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
-                reg.addr()
-            ),
-        )
-        .expect("write registries.conf");
-        let policy = dir.join("policy.json");
-        std::fs::write(&policy, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#).expect("write policy");
-        let tmp = dir.join("tmp");
-        std::fs::create_dir_all(&tmp).expect("mkdir tmp");
-        // An empty private auth file: no host credentials leak in (podman wants it to exist).
-        std::fs::write(tmp.join("auth.json"), r#"{"auths":{}}"#).expect("write auth.json");
-        ContainersEnv { registries_conf, policy, tmp }
-    }
-
-    fn apply<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
-        cmd.env("CONTAINERS_REGISTRIES_CONF", &self.registries_conf)
-            .env("TMPDIR", &self.tmp)
-            .env("REGISTRY_AUTH_FILE", self.tmp.join("auth.json"))
-    }
-
-    fn skopeo(&self) -> Command {
-        let mut cmd = Command::new("skopeo");
-        self.apply(&mut cmd);
-        cmd.arg("--policy").arg(&self.policy);
-        cmd
-    }
 }
 
 /// Copies `layout` (all platforms) into the registry as `repo:tag` with skopeo.

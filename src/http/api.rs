@@ -152,6 +152,7 @@ pub(super) fn routes() -> Router<HttpState> {
         .route("/api/v1/namespaces/{first}/grants", put(put_grant_1))
         .route("/api/v1/namespaces/{first}/{second}/grants", put(put_grant_2))
         .route("/api/v1/admin/users/{name}", put(administer_user))
+        .route("/api/v1/admin/signing-keys/rotate", post(rotate_signing_key))
 }
 
 #[derive(Deserialize)]
@@ -458,6 +459,20 @@ async fn administer_user(State(state): State<HttpState>, Path(name): Path<String
         state.identity.administer_user(&principal, &name, change).await?;
     }
     Ok(json_ok(StatusCode::OK, json!(state.identity.user(&principal, &name)?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Rotation {
+    retire_previous_after_secs: u64,
+}
+
+async fn rotate_signing_key(State(state): State<HttpState>, request: Request) -> ApiResult {
+    let (headers, bytes) = read_body(request).await?;
+    let principal = principal(&state, &headers).await?;
+    let Rotation { retire_previous_after_secs } = body(&headers, &bytes)?;
+    let kid = state.identity.rotate_signing_key(&principal, retire_previous_after_secs).await?;
+    Ok(json_ok(StatusCode::OK, json!({ "kid": kid })))
 }
 
 /// Answers every identity route while authentication is switched off.

@@ -95,7 +95,10 @@ impl Identity {
 
     /// The public keys tokens are verified with, as a JSON Web Key Set.
     pub fn jwks(&self) -> Result<serde_json::Value> {
-        Ok(self.keyring()?.jwks())
+        // Keys past their retirement verify nothing, so they are not published either.
+        let mut ring = self.keyring()?.as_ref().clone();
+        ring.prune_retired(now());
+        Ok(ring.jwks())
     }
 
     /// Creates the first signing key, or replaces one older than the rotation period. Only the
@@ -122,6 +125,30 @@ impl Identity {
         self.write(command).await?;
         info!(kid = %key.kid(), "token-signing key rotated in");
         Ok(())
+    }
+
+    /// Registry administration: replaces the signing key now, for instance after a leak. Tokens
+    /// signed by the previous key stay valid for `retire_previous_in` more seconds (0 ends them
+    /// at once, signing everyone out).
+    pub async fn rotate_signing_key(
+        &self,
+        principal: &gati_auth::policy::Principal,
+        retire_previous_in: u64,
+    ) -> Result<gati_core::identity::KeyId> {
+        if !principal.is_registry_admin() {
+            return Err(IdentityError::Forbidden("only registry administrators may do this".into()));
+        }
+        let now = now();
+        let key = SigningKey::generate().map_err(|e| IdentityError::internal(&e, "signing key generation"))?;
+        let kid = key.kid().clone();
+        let command = IdentityCommand::RotateSigningKey {
+            key: Box::new(key.to_record(now)),
+            retire_previous_after: now.saturating_add(retire_previous_in),
+            now,
+        };
+        self.write(command).await?;
+        info!(%kid, retire_previous_in, "token-signing key rotated by an administrator");
+        Ok(kid)
     }
 
     /// Keeps the signing keys current for as long as the node runs.

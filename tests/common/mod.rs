@@ -226,8 +226,8 @@ impl Registry {
         self.child = Some(child);
     }
 
-    /// Polls until the server answers: gati `/healthz` then `/readyz` with 200, distribution `/v2/`
-    /// with 200. Bounded by [`READY_TIMEOUT`]; panics with the server log if it exits or times out.
+    /// Polls until the server answers: gati `/healthz` then `/readyz` with 200 and `/v2/` with 200
+    /// (or its token challenge), distribution `/v2/` with 200. Bounded by [`READY_TIMEOUT`]; panics with the server log if it exits or times out.
     pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + READY_TIMEOUT;
         let paths: &[&str] = match self.kind {
@@ -246,6 +246,8 @@ impl Registry {
                 }
                 match http::get_with_timeout(&self.addr(), path, Duration::from_secs(2)) {
                     Ok(r) if r.status == 200 => break,
+                    // With authentication on, `/v2/` answers the token challenge once it serves.
+                    Ok(r) if *path == "/v2/" && r.status == 401 && r.header("www-authenticate").is_some() => break,
                     Ok(r) => last = format!("HTTP {} {}", r.status, r.text()),
                     Err(e) => last = e.to_string(),
                 }
@@ -397,6 +399,49 @@ pub fn require_tool(tool: &str) {
         "required tool `{tool}` is not on PATH: run `sudo bash scripts/install-test-deps.sh` \
          (Debian packages skopeo podman docker-registry wrk, PyPI oras)"
     );
+}
+
+/// Environment shared by skopeo and podman: a private registries.conf (so host mirrors or
+/// blocked registries cannot interfere) and a permissive signature policy.
+pub struct ContainersEnv {
+    pub registries_conf: PathBuf,
+    pub policy: PathBuf,
+    pub tmp: PathBuf,
+}
+
+impl ContainersEnv {
+    pub fn new(dir: &Path, reg: &Registry) -> ContainersEnv {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        let registries_conf = dir.join("registries.conf");
+        std::fs::write(
+            &registries_conf,
+            format!(
+                "unqualified-search-registries = []\n\n[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
+                reg.addr()
+            ),
+        )
+        .expect("write registries.conf");
+        let policy = dir.join("policy.json");
+        std::fs::write(&policy, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#).expect("write policy");
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).expect("mkdir tmp");
+        // An empty private auth file: no host credentials leak in (podman wants it to exist).
+        std::fs::write(tmp.join("auth.json"), r#"{"auths":{}}"#).expect("write auth.json");
+        ContainersEnv { registries_conf, policy, tmp }
+    }
+
+    pub fn apply<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.env("CONTAINERS_REGISTRIES_CONF", &self.registries_conf)
+            .env("TMPDIR", &self.tmp)
+            .env("REGISTRY_AUTH_FILE", self.tmp.join("auth.json"))
+    }
+
+    pub fn skopeo(&self) -> Command {
+        let mut cmd = Command::new("skopeo");
+        self.apply(&mut cmd);
+        cmd.arg("--policy").arg(&self.policy);
+        cmd
+    }
 }
 
 /// A minimal HTTP/1.1 client over `std::net`: one connection per request, `Connection: close`.
