@@ -99,6 +99,66 @@ impl Default for AuthConfig {
     }
 }
 
+/// Request budgets and sign-in lockouts, per node.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Whether budgets are enforced; by default they are whenever authentication is on.
+    pub enabled: Option<bool>,
+    /// Reads (GET, HEAD) per second per client address, and the burst allowed at once.
+    pub reads_per_second: f64,
+    /// See `reads_per_second`.
+    pub read_burst: u32,
+    /// Writes per second per client address, and the burst allowed at once.
+    pub writes_per_second: f64,
+    /// See `writes_per_second`.
+    pub write_burst: u32,
+    /// Sign-in attempts (token requests with credentials, logins, sign-ups) per minute per
+    /// client address, and the burst allowed at once.
+    pub logins_per_minute: f64,
+    /// See `logins_per_minute`.
+    pub login_burst: u32,
+    /// Reads per second per signed-in principal, and the burst.
+    pub principal_reads_per_second: f64,
+    /// See `principal_reads_per_second`.
+    pub principal_read_burst: u32,
+    /// Writes per second per signed-in principal, and the burst.
+    pub principal_writes_per_second: f64,
+    /// See `principal_writes_per_second`.
+    pub principal_write_burst: u32,
+    /// Failed password sign-ins of one account name within `failure_window_secs` that lock the
+    /// name out.
+    pub failed_logins_before_lockout: u32,
+    /// See `failed_logins_before_lockout`.
+    pub failure_window_secs: u64,
+    /// The first lockout; each further one doubles, up to `max_lockout_secs`.
+    pub lockout_secs: u64,
+    /// See `lockout_secs`.
+    pub max_lockout_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            enabled: None,
+            reads_per_second: 500.0,
+            read_burst: 1000,
+            writes_per_second: 100.0,
+            write_burst: 200,
+            logins_per_minute: 30.0,
+            login_burst: 10,
+            principal_reads_per_second: 1000.0,
+            principal_read_burst: 2000,
+            principal_writes_per_second: 200.0,
+            principal_write_burst: 400,
+            failed_logins_before_lockout: 5,
+            failure_window_secs: 15 * 60,
+            lockout_secs: 60,
+            max_lockout_secs: 3600,
+        }
+    }
+}
+
 /// One member of the cluster as listed in the bootstrap configuration.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -162,7 +222,7 @@ pub struct BlobConfig {
 }
 
 /// The node's configuration.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address the HTTP API listens on.
@@ -197,6 +257,8 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// Identity and access.
     pub auth: AuthConfig,
+    /// Request budgets and sign-in lockouts.
+    pub limits: LimitsConfig,
     /// Planted faults for harness tests (debug builds only).
     pub debug: DebugConfig,
 }
@@ -219,6 +281,7 @@ impl Default for Config {
             blobs: BlobConfig::default(),
             cluster: None,
             auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
             debug: DebugConfig::default(),
         }
     }
@@ -251,6 +314,11 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Whether request budgets are enforced.
+    pub fn limits_enabled(&self) -> bool {
+        self.limits.enabled.unwrap_or(self.auth.enabled)
+    }
+
     /// Loads a TOML file; missing keys take their defaults.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
@@ -284,6 +352,26 @@ impl Config {
         }
         if self.auth.refresh_token_secs < self.auth.access_token_secs {
             return Err(ConfigError::Invalid("auth.refresh_token_secs must be at least auth.access_token_secs".into()));
+        }
+        let l = &self.limits;
+        let rates = [
+            l.reads_per_second,
+            l.writes_per_second,
+            l.logins_per_minute,
+            l.principal_reads_per_second,
+            l.principal_writes_per_second,
+        ];
+        if rates.iter().any(|r| !r.is_finite() || *r <= 0.0) {
+            return Err(ConfigError::Invalid("limits: every rate must be a positive number".into()));
+        }
+        let bursts = [l.read_burst, l.write_burst, l.login_burst, l.principal_read_burst, l.principal_write_burst];
+        if bursts.contains(&0) || l.failed_logins_before_lockout == 0 || l.lockout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "limits: bursts, the lockout threshold and lockout_secs must be at least 1".into(),
+            ));
+        }
+        if l.max_lockout_secs < l.lockout_secs {
+            return Err(ConfigError::Invalid("limits.max_lockout_secs must be at least limits.lockout_secs".into()));
         }
         if self.auth.key_rotation_days == 0 {
             return Err(ConfigError::Invalid("auth.key_rotation_days must be at least 1".into()));

@@ -12,6 +12,7 @@ pub mod coalesce;
 pub mod config;
 pub mod http;
 pub mod identity;
+pub mod limits;
 pub mod node;
 pub mod raft;
 pub mod registry;

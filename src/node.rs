@@ -18,6 +18,7 @@ use crate::cluster::admin::AdminService;
 use crate::cluster::forward::ForwardingService;
 use crate::cluster::{Cluster, ClusterError, Membership};
 use crate::config::{BlobBackend, Config, ConfigError};
+use crate::http::limits::RequestLimits;
 use crate::identity::Identity;
 use crate::raft::{RaftShared, RaftTuning};
 use crate::registry::Registry;
@@ -46,6 +47,8 @@ pub enum NodeError {
 pub struct Node {
     registry: Registry,
     identity: Identity,
+    /// Request budgets, when enforced.
+    request_limits: Option<Arc<RequestLimits>>,
     cluster: Cluster,
     meta: MetaStore,
     rpc: Option<RpcServer>,
@@ -210,7 +213,17 @@ impl Node {
         let uploads = UploadDirectory::new(blobs.clone(), config.upload_idle(), config.cluster.is_some());
         let purger = tokio::spawn(purge_expired_uploads(uploads.clone(), config.upload_expiry()));
         let registry = Registry::new(cluster.clone(), blobs, namespaces, uploads, config.manifest_cache_bytes);
-        let identity = Identity::new(cluster.clone(), config.auth.clone());
+        let limits = &config.limits;
+        let login_guard = config.limits_enabled().then(|| {
+            crate::limits::LoginGuard::new(
+                limits.failed_logins_before_lockout,
+                Duration::from_secs(limits.failure_window_secs),
+                Duration::from_secs(limits.lockout_secs),
+                Duration::from_secs(limits.max_lockout_secs),
+            )
+        });
+        let request_limits = config.limits_enabled().then(|| Arc::new(RequestLimits::new(limits)));
+        let identity = Identity::new(cluster.clone(), config.auth.clone(), login_guard);
         if identity.enabled() {
             background.push(tokio::spawn(identity.clone().run_key_maintenance()));
         } else {
@@ -221,6 +234,7 @@ impl Node {
             background,
             registry,
             identity,
+            request_limits,
             cluster,
             meta,
             rpc,
@@ -253,8 +267,9 @@ impl Node {
         metrics: Option<PrometheusHandle>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), NodeError> {
-        let app = crate::http::router(self.registry.clone(), self.identity.clone(), metrics)
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let app =
+            crate::http::router(self.registry.clone(), self.identity.clone(), self.request_limits.clone(), metrics)
+                .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let (stop_tx, mut server_stopped) = tokio::sync::watch::channel(false);
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             shutdown.await;

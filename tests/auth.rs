@@ -28,8 +28,11 @@ fn password(user: &str) -> String {
     format!("{PASSWORD_SUFFIX} number {}", user.bytes().map(u64::from).sum::<u64>() * 7919)
 }
 
-/// A node with authentication on and `root-admin` as registry administrator.
+/// A node with authentication on, `root-admin` as registry administrator, and no request
+/// budgets (the tests of budgets set their own).
 fn start(dir: &Path, extra: &str) -> Registry {
+    let extra =
+        if extra.contains("[limits]") { extra.to_owned() } else { format!("[limits]\nenabled = false\n{extra}") };
     let config = dir.join("node.toml");
     let text = format!("[auth]\nenabled = true\nadmins = [\"root-admin\"]\n{extra}");
     std::fs::write(&config, text).unwrap();
@@ -656,4 +659,235 @@ fn oci_clients_log_in_push_and_pull_with_credentials() {
     let key = api_key(&addr, &alice_session, &["pull"], &[]);
     let with_key = skopeo(&["inspect", "--raw", "--tls-verify=false", "--creds", &format!("alice:{key}"), &dest]);
     assert!(with_key.status.success(), "{}", String::from_utf8_lossy(&with_key.stderr));
+}
+
+/// Sends GETs of `path` until one is refused with 429 (at most `max`); returns how many passed
+/// and the refusal.
+fn until_refused(addr: &str, path: &str, auth: &Auth, max: usize) -> (usize, Response) {
+    for passed in 0..max {
+        let r = call(addr, "GET", path, auth, None);
+        if r.status == 429 {
+            return (passed, r);
+        }
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    panic!("{max} requests of {path} were all served");
+}
+
+fn retry_after(r: &Response) -> Duration {
+    let secs: u64 = r.header("retry-after").expect("429 carries Retry-After").parse().expect("whole seconds");
+    assert!((1..=60).contains(&secs), "Retry-After {secs}");
+    Duration::from_secs(secs)
+}
+
+#[test]
+fn budgets_refuse_with_429_and_recover_after_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = "[limits]\nenabled = true\nreads_per_second = 2.0\nread_burst = 6\nwrites_per_second = 1.0\nwrite_burst = 4\n\
+                  logins_per_minute = 60.0\nlogin_burst = 8\nprincipal_reads_per_second = 1000.0\n";
+    let reg = start(dir.path(), limits);
+    let addr = reg.addr();
+    sign_up(&addr, "alice");
+    let (alice, _) = session(&addr, "alice");
+    assert_eq!(push_blob(&addr, "users/alice/app", &Auth::bearer(&alice), b"x").status, 201);
+    common::pause(Duration::from_secs(4)); // the write and read budgets refill
+
+    // Reads by this address: the burst passes, then 429 with Retry-After in the OCI format.
+    let path = format!("/v2/users/alice/app/blobs/{}", digest_of(b"x"));
+    let (passed, refused) = until_refused(&addr, &path, &Auth::None, 50);
+    assert!((5..=7).contains(&passed), "{passed} reads passed before the first 429");
+    assert_eq!(refused.json()["errors"][0]["code"], "TOOMANYREQUESTS");
+    // Writes have their own budget: still open while reads are spent.
+    assert_eq!(push_blob(&addr, "users/alice/app", &Auth::bearer(&alice), b"y").status, 201);
+    common::pause(retry_after(&refused) + Duration::from_millis(100));
+    assert_eq!(call(&addr, "GET", &path, &Auth::None, None).status, 200, "reads recover after Retry-After");
+
+    // Writes: the burst passes, then 429; they recover too.
+    let mut refused = None;
+    for i in 0..20u32 {
+        let r = push_blob(&addr, "users/alice/app", &Auth::bearer(&alice), format!("blob {i}").as_bytes());
+        if r.status == 429 {
+            refused = Some(r);
+            break;
+        }
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let refused = refused.expect("writes past the burst are refused");
+    common::pause(retry_after(&refused) + Duration::from_millis(100));
+    assert_eq!(push_blob(&addr, "users/alice/app", &Auth::bearer(&alice), b"after the wait").status, 201);
+
+    // The REST API answers the same way, in problem+json.
+    common::pause(Duration::from_secs(4));
+    let (_, refused) = until_refused(&addr, "/api/v1/user", &Auth::bearer(&alice), 50);
+    assert_eq!(refused.header("content-type"), Some("application/problem+json"));
+    assert_eq!(refused.json()["status"], 429);
+}
+
+#[test]
+fn repeated_failed_sign_ins_lock_the_name_out_for_a_while() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = "[limits]\nenabled = true\nlogins_per_minute = 600.0\nlogin_burst = 100\nfailed_logins_before_lockout = 3\n\
+                  lockout_secs = 2\nmax_lockout_secs = 8\n";
+    let reg = start(dir.path(), limits);
+    let addr = reg.addr();
+    sign_up(&addr, "alice");
+    let token = |secret: &str| call(&addr, "GET", "/token?service=gati-registry", &Auth::basic("alice", secret), None);
+    for _ in 0..3 {
+        assert_eq!(token("guess number one two").status, 401);
+    }
+    // Locked out: even the right password waits, and says how long.
+    let locked = token(&password("alice"));
+    assert_eq!(locked.status, 429, "{}", locked.text());
+    let wait = retry_after(&locked);
+    // Other names and the REST login are locked alike (one guard per name, every surface).
+    let body = json!({ "login": "alice", "password": password("alice") });
+    assert_eq!(call(&addr, "POST", "/api/v1/auth/login", &Auth::None, Some(&body)).status, 429);
+    common::pause(wait + Duration::from_millis(200));
+    assert_eq!(token(&password("alice")).status, 200, "the lockout ends");
+
+    // The address's sign-in budget is separate from the name's: a flood of guesses at many
+    // names is cut off too.
+    let dir = tempfile::tempdir().unwrap();
+    let reg = start(dir.path(), "[limits]\nenabled = true\nlogins_per_minute = 6.0\nlogin_burst = 5\n");
+    let addr = reg.addr();
+    let mut refused = None;
+    for i in 0..30 {
+        let r = call(
+            &addr,
+            "GET",
+            "/token?service=gati-registry",
+            &Auth::basic(&format!("user{i}"), "some guess here"),
+            None,
+        );
+        if r.status == 429 {
+            refused = Some(r);
+            break;
+        }
+        assert_eq!(r.status, 401);
+    }
+    let refused = refused.expect("sign-in attempts past the burst are refused");
+    assert_eq!(refused.json()["error"], "slow_down");
+    assert!(retry_after(&refused) >= Duration::from_secs(1));
+}
+
+/// Polls a namespace's audit log until `wanted` holds of its entries (they are replicated in
+/// batches a fraction of a second after the requests), bounded by 10 s.
+fn audit_until(addr: &str, namespace: &str, auth: &Auth, wanted: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = call(addr, "GET", &format!("/api/v1/namespaces/{namespace}/audit?limit=1000"), auth, None);
+        assert_eq!(r.status, 200, "{}", r.text());
+        let entries = r.json()["entries"].as_array().unwrap().clone();
+        if wanted(&entries) {
+            return entries;
+        }
+        assert!(std::time::Instant::now() < deadline, "audit log of {namespace} never matched: {entries:#?}");
+        common::pause(Duration::from_millis(100));
+    }
+}
+
+fn has(entries: &[Value], actor: Option<&str>, action: &str, status: u16) -> bool {
+    entries.iter().any(|e| {
+        e["actor"].as_str() == actor
+            && e["action"].as_str() == Some(action)
+            && e["status"].as_u64() == Some(u64::from(status))
+    })
+}
+
+#[test]
+fn the_audit_log_records_writes_and_private_access_for_namespace_admins() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = start(dir.path(), "");
+    let addr = reg.addr();
+    for user in ["root-admin", "alice", "bob", "olga", "mike"] {
+        sign_up(&addr, user);
+    }
+    let (alice, _) = session(&addr, "alice");
+    let private = json!({ "visibility": "private" });
+    assert_eq!(
+        call(&addr, "PUT", "/api/v1/namespaces/users/alice/policy", &Auth::bearer(&alice), Some(&private)).status,
+        204
+    );
+    push_image(&addr, "users/alice/app", "v1", &Auth::bearer(&alice));
+    let pull = |auth: &Auth| call(&addr, "GET", "/v2/users/alice/app/manifests/v1", auth, None).status;
+    assert_eq!(pull(&Auth::bearer(&alice)), 200);
+    assert_eq!(pull(&Auth::basic("bob", &password("bob"))), 404);
+    assert_eq!(pull(&Auth::None), 401);
+    api_key(&addr, &alice, &["pull"], &[]);
+
+    let entries = audit_until(&addr, "users/alice", &Auth::bearer(&alice), |e| {
+        has(e, Some("alice"), "push", 201)
+            && has(e, Some("alice"), "pull", 200)
+            && has(e, Some("bob"), "pull", 404)
+            && has(e, None, "pull", 401)
+            && has(e, Some("alice"), "POST /api/v1/user/keys", 201)
+    });
+    let bob_pull = entries.iter().find(|e| e["actor"] == "bob").unwrap();
+    assert_eq!(bob_pull["outcome"], "denied");
+    assert_eq!(bob_pull["client"], "127.0.0.1");
+    assert_eq!(bob_pull["credential"], "password");
+    assert_eq!(bob_pull["target"], "users/alice/app");
+    assert!(bob_pull["atMs"].as_u64().unwrap() > 1_700_000_000_000);
+    // Sequence numbers rise; paging continues after the last one seen.
+    let seqs: Vec<u64> = entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let r = call(
+        &addr,
+        "GET",
+        &format!("/api/v1/namespaces/users/alice/audit?after={}", seqs[1]),
+        &Auth::bearer(&alice),
+        None,
+    );
+    assert_eq!(r.json()["entries"][0]["seq"].as_u64(), Some(seqs[2]));
+    // Export as JSON lines.
+    let r =
+        call(&addr, "GET", "/api/v1/namespaces/users/alice/audit?format=jsonl&limit=1000", &Auth::bearer(&alice), None);
+    assert_eq!(r.header("content-type"), Some("application/jsonl"));
+    let lines: Vec<Value> = r.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), entries.len());
+    // Only those who administer the namespace read it.
+    let bob = Auth::basic("bob", &password("bob"));
+    assert_eq!(call(&addr, "GET", "/api/v1/namespaces/users/alice/audit", &bob, None).status, 404);
+    assert_eq!(call(&addr, "GET", "/api/v1/namespaces/users/alice/audit", &Auth::None, None).status, 401);
+
+    // Organisation admins read their organisation's log; members may not.
+    let (olga, _) = session(&addr, "olga");
+    assert_eq!(call(&addr, "POST", "/api/v1/orgs", &Auth::bearer(&olga), Some(&json!({ "name": "acme" }))).status, 201);
+    let r =
+        call(&addr, "PUT", "/api/v1/orgs/acme/members/mike", &Auth::bearer(&olga), Some(&json!({ "role": "member" })));
+    assert_eq!(r.status, 204);
+    audit_until(&addr, "orgs/acme", &Auth::bearer(&olga), |e| {
+        has(e, Some("olga"), "PUT /api/v1/orgs/acme/members/mike", 204)
+    });
+    let r = call(&addr, "GET", "/api/v1/orgs/acme/audit", &Auth::basic("mike", &password("mike")), None);
+    assert_eq!(r.status, 403, "{}", r.text());
+
+    // Publisher verification, by a registry administrator, shows in the API.
+    let (admin, _) = session(&addr, "root-admin");
+    let r = call(
+        &addr,
+        "PUT",
+        "/api/v1/admin/orgs/acme",
+        &Auth::bearer(&admin),
+        Some(&json!({ "verifiedPublisher": true })),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(call(&addr, "GET", "/api/v1/orgs/acme", &Auth::None, None).json()["verifiedPublisher"], true);
+    let r = call(
+        &addr,
+        "PUT",
+        "/api/v1/admin/users/alice",
+        &Auth::bearer(&admin),
+        Some(&json!({ "verifiedPublisher": true })),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(call(&addr, "GET", "/api/v1/users/alice", &Auth::None, None).json()["verifiedPublisher"], true);
+    let r = call(
+        &addr,
+        "PUT",
+        "/api/v1/admin/orgs/acme",
+        &Auth::bearer(&olga),
+        Some(&json!({ "verifiedPublisher": false })),
+    );
+    assert_eq!(r.status, 403, "only registry administrators verify");
 }

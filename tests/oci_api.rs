@@ -51,7 +51,7 @@ impl Api {
         let dir = tempfile::tempdir().unwrap();
         let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
         let node = Node::start(&config).await.unwrap();
-        let router = gati_registry::http::router(node.registry().clone(), node.identity().clone(), None);
+        let router = gati_registry::http::router(node.registry().clone(), node.identity().clone(), None, None);
         Api { router, _node: node, _dir: dir }
     }
 

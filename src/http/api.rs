@@ -4,22 +4,28 @@
 //! Every handler authenticates the request the same way as the OCI API (a session access token,
 //! an API key, or Basic credentials) and calls the identity facade, which makes the decisions.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
-use gati_core::identity::{Grantee, KeyPermission, NamespaceSettings, OrgRole, Role, UserChange, Visibility};
+use gati_core::identity::{
+    AccountName, Grantee, KeyPermission, NamespaceSettings, OrgRole, Role, UserChange, Visibility,
+};
+use gati_core::{Namespace, RepoName};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::HttpState;
 use super::auth::credential;
-use crate::identity::{IdentityError, NewApiKeyRequest, NewUser, Principal, TokenPair, UserView};
+use super::limits::Class;
+use crate::identity::{AuditEntry, IdentityError, NewApiKeyRequest, NewUser, Principal, TokenPair, UserView};
 
 /// The largest JSON body an identity request may have.
 const MAX_BODY: usize = 64 * 1024;
@@ -30,11 +36,21 @@ pub(super) struct Problem {
     title: &'static str,
     detail: String,
     challenge: bool,
+    /// Seconds to wait, for `429`.
+    retry_after: Option<u64>,
 }
 
 impl Problem {
     fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Problem {
-        Problem { status, title, detail: detail.into(), challenge: false }
+        Problem { status, title, detail: detail.into(), challenge: false, retry_after: None }
+    }
+
+    fn too_many(wait: std::time::Duration) -> Problem {
+        let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        Problem {
+            retry_after: Some(secs),
+            ..Problem::new(StatusCode::TOO_MANY_REQUESTS, "Too many requests", format!("retry in {secs} s"))
+        }
     }
 
     fn bad_request(detail: impl Into<String>) -> Problem {
@@ -57,6 +73,7 @@ impl From<IdentityError> for Problem {
             }
             IdentityError::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, "Not found", detail),
             IdentityError::Unavailable(_) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", detail),
+            IdentityError::RateLimited(wait) => Problem::too_many(wait),
             IdentityError::Internal => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", detail),
         }
     }
@@ -76,6 +93,11 @@ impl IntoResponse for Problem {
             && let Ok(value) = "Bearer realm=\"gati-registry\"".parse()
         {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        if let Some(secs) = self.retry_after
+            && let Ok(value) = secs.to_string().parse()
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
     }
@@ -108,9 +130,20 @@ async fn read_body(request: Request) -> Result<(HeaderMap, Bytes), Problem> {
     Ok((parts.headers, bytes))
 }
 
-async fn principal(state: &HttpState, headers: &HeaderMap) -> Result<Principal, Problem> {
+tokio::task_local! {
+    /// Who the request being served authenticated as, for its audit entry.
+    static ACTOR: RefCell<Option<(Principal, String)>>;
+}
+
+/// Authenticates the request and spends one request of the principal's budget of `class`.
+async fn principal(state: &HttpState, headers: &HeaderMap, class: Class) -> Result<Principal, Problem> {
     let credential = credential(headers).map_err(|why| Problem::from(IdentityError::Unauthenticated(why.into())))?;
-    Ok(state.identity.authenticate(&credential).await?)
+    let principal = state.identity.authenticate(&credential).await?;
+    let _ = ACTOR.try_with(|actor| *actor.borrow_mut() = Some((principal.clone(), credential.kind())));
+    if let (Some(limits), Some(name)) = (&state.limits, principal.user_name()) {
+        limits.charge_principal(name.as_str(), class).map_err(Problem::too_many)?;
+    }
+    Ok(principal)
 }
 
 fn json_ok(status: StatusCode, value: serde_json::Value) -> Response {
@@ -153,6 +186,10 @@ pub(super) fn routes() -> Router<HttpState> {
         .route("/api/v1/namespaces/{first}/{second}/grants", put(put_grant_2))
         .route("/api/v1/admin/users/{name}", put(administer_user))
         .route("/api/v1/admin/signing-keys/rotate", post(rotate_signing_key))
+        .route("/api/v1/admin/orgs/{org}", put(administer_org))
+        .route("/api/v1/orgs/{org}/audit", get(org_audit))
+        .route("/api/v1/namespaces/{first}/audit", get(audit_1))
+        .route("/api/v1/namespaces/{first}/{second}/audit", get(audit_2))
 }
 
 #[derive(Deserialize)]
@@ -171,7 +208,7 @@ async fn sign_up(State(state): State<HttpState>, request: Request) -> ApiResult 
 }
 
 async fn get_user(State(state): State<HttpState>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
-    let principal = principal(&state, &headers).await?;
+    let principal = principal(&state, &headers, Class::Read).await?;
     Ok(json_ok(StatusCode::OK, json!(state.identity.user(&principal, &name)?)))
 }
 
@@ -211,13 +248,13 @@ async fn logout(State(state): State<HttpState>, request: Request) -> ApiResult {
 }
 
 async fn logout_everywhere(State(state): State<HttpState>, headers: HeaderMap) -> ApiResult {
-    let principal = principal(&state, &headers).await?;
+    let principal = principal(&state, &headers, Class::Write).await?;
     state.identity.sign_out_everywhere(&principal).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn whoami(State(state): State<HttpState>, headers: HeaderMap) -> ApiResult {
-    let principal = principal(&state, &headers).await?;
+    let principal = principal(&state, &headers, Class::Read).await?;
     Ok(json_ok(StatusCode::OK, json!(state.identity.whoami(&principal)?)))
 }
 
@@ -230,14 +267,14 @@ struct PasswordChange {
 
 async fn change_password(State(state): State<HttpState>, request: Request) -> ApiResult {
     let (headers, bytes) = read_body(request).await?;
-    let principal = principal(&state, &headers).await?;
+    let principal = principal(&state, &headers, Class::Write).await?;
     let PasswordChange { current, new } = body(&headers, &bytes)?;
     state.identity.change_password(&principal, &current, &new).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn list_keys(State(state): State<HttpState>, headers: HeaderMap) -> ApiResult {
-    let principal = principal(&state, &headers).await?;
+    let principal = principal(&state, &headers, Class::Read).await?;
     Ok(json_ok(StatusCode::OK, json!({ "keys": state.identity.api_keys(&principal)? })))
 }
 
@@ -253,7 +290,7 @@ struct CreateKey {
 
 async fn create_key(State(state): State<HttpState>, request: Request) -> ApiResult {
     let (headers, bytes) = read_body(request).await?;
-    let principal = principal(&state, &headers).await?;
+    let principal = principal(&state, &headers, Class::Write).await?;
     let CreateKey { label, permissions, repositories, expires_in } = body(&headers, &bytes)?;
     let request = NewApiKeyRequest { label, permissions, repositories, expires_in };
     let (view, text) = state.identity.create_api_key(&principal, request).await?;
@@ -263,7 +300,7 @@ async fn create_key(State(state): State<HttpState>, request: Request) -> ApiResu
 }
 
 async fn revoke_key(State(state): State<HttpState>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {
-    let principal = principal(&state, &headers).await?;
+    let principal = principal(&state, &headers, Class::Write).await?;
     state.identity.revoke_api_key(&principal, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -276,13 +313,13 @@ struct CreateOrg {
 
 async fn create_org(State(state): State<HttpState>, request: Request) -> ApiResult {
     let (headers, bytes) = read_body(request).await?;
-    let principal = principal(&state, &headers).await?;
+    let principal = principal(&state, &headers, Class::Write).await?;
     let CreateOrg { name } = body(&headers, &bytes)?;
     Ok(json_ok(StatusCode::CREATED, json!(state.identity.create_org(&principal, &name).await?)))
 }
 
 async fn get_org(State(state): State<HttpState>, Path(org): Path<String>, headers: HeaderMap) -> ApiResult {
-    let principal = principal(&state, &headers).await?;
+    let principal = principal(&state, &headers, Class::Read).await?;
     Ok(json_ok(StatusCode::OK, json!(state.identity.org(&principal, &org)?)))
 }
 
@@ -298,7 +335,7 @@ async fn put_member(
     request: Request,
 ) -> ApiResult {
     let (headers, bytes) = read_body(request).await?;
-    let principal = principal(&state, &headers).await?;
+    let principal = principal(&state, &headers, Class::Write).await?;
     let Member { role } = body(&headers, &bytes)?;
     state.identity.set_org_member(&principal, &org, &user, Some(role)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -309,7 +346,7 @@ async fn delete_member(
     Path((org, user)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let principal = principal(&state, &headers).await?;
+    let principal = principal(&state, &headers, Class::Write).await?;
     state.identity.set_org_member(&principal, &org, &user, None).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -326,7 +363,7 @@ async fn put_team(
     request: Request,
 ) -> ApiResult {
     let (headers, bytes) = read_body(request).await?;
-    let principal = principal(&state, &headers).await?;
+    let principal = principal(&state, &headers, Class::Write).await?;
     let Team { members } = body(&headers, &bytes)?;
     state.identity.set_team(&principal, &org, &team, Some(members)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -337,7 +374,7 @@ async fn delete_team(
     Path((org, team)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let principal = principal(&state, &headers).await?;
+    let principal = principal(&state, &headers, Class::Write).await?;
     state.identity.set_team(&principal, &org, &team, None).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -351,7 +388,7 @@ struct PolicyBody {
 }
 
 async fn get_policy(state: &HttpState, namespace: &str, headers: &HeaderMap) -> ApiResult {
-    let principal = principal(state, headers).await?;
+    let principal = principal(state, headers, Class::Read).await?;
     let policy = state.identity.namespace_policy(&principal, namespace)?;
     let grants: Vec<_> =
         policy.grants.values().map(|(grantee, role)| json!({ "grantee": grantee, "role": role })).collect();
@@ -363,7 +400,7 @@ async fn get_policy(state: &HttpState, namespace: &str, headers: &HeaderMap) -> 
 
 async fn put_policy(state: &HttpState, namespace: &str, request: Request) -> ApiResult {
     let (headers, bytes) = read_body(request).await?;
-    let principal = principal(state, &headers).await?;
+    let principal = principal(state, &headers, Class::Write).await?;
     let PolicyBody { visibility, settings } = body(&headers, &bytes)?;
     if settings.default_license.as_ref().is_some_and(|l| l.len() > 256) {
         return Err(Problem::bad_request("defaultLicense is longer than 256 characters"));
@@ -384,7 +421,7 @@ struct GrantBody {
 
 async fn put_grant(state: &HttpState, namespace: &str, request: Request) -> ApiResult {
     let (headers, bytes) = read_body(request).await?;
-    let principal = principal(state, &headers).await?;
+    let principal = principal(state, &headers, Class::Write).await?;
     let GrantBody { grantee, role } = body(&headers, &bytes)?;
     state.identity.set_namespace_grant(&principal, namespace, grantee, role).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -437,7 +474,7 @@ struct AdminChange {
 
 async fn administer_user(State(state): State<HttpState>, Path(name): Path<String>, request: Request) -> ApiResult {
     let (headers, bytes) = read_body(request).await?;
-    let principal = principal(&state, &headers).await?;
+    let principal = principal(&state, &headers, Class::Write).await?;
     let AdminChange { verified_publisher, registry_admin, disabled, email_verified } = body(&headers, &bytes)?;
     let mut changes = Vec::new();
     if let Some(verified) = verified_publisher {
@@ -469,10 +506,135 @@ struct Rotation {
 
 async fn rotate_signing_key(State(state): State<HttpState>, request: Request) -> ApiResult {
     let (headers, bytes) = read_body(request).await?;
-    let principal = principal(&state, &headers).await?;
+    let principal = principal(&state, &headers, Class::Write).await?;
     let Rotation { retire_previous_after_secs } = body(&headers, &bytes)?;
     let kid = state.identity.rotate_signing_key(&principal, retire_previous_after_secs).await?;
     Ok(json_ok(StatusCode::OK, json!({ "kid": kid })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct OrgChange {
+    verified_publisher: bool,
+}
+
+async fn administer_org(State(state): State<HttpState>, Path(org): Path<String>, request: Request) -> ApiResult {
+    let (headers, bytes) = read_body(request).await?;
+    let principal = principal(&state, &headers, Class::Write).await?;
+    let OrgChange { verified_publisher } = body(&headers, &bytes)?;
+    Ok(json_ok(StatusCode::OK, json!(state.identity.verify_org(&principal, &org, verified_publisher).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    #[serde(default)]
+    after: u64,
+    limit: Option<usize>,
+    format: Option<String>,
+}
+
+/// A namespace's audit log: a JSON page (`entries`, `next`), or with `format=jsonl` one entry
+/// per line for export.
+async fn audit(state: &HttpState, namespace: &str, headers: &HeaderMap, query: Option<&str>) -> ApiResult {
+    let query: AuditQuery = serde_urlencoded::from_str(query.unwrap_or_default())
+        .map_err(|e| Problem::bad_request(format!("invalid query: {e}")))?;
+    let principal = principal(state, headers, Class::Read).await?;
+    let limit = query.limit.unwrap_or(100);
+    let (entries, more) = state.identity.audit_log(&principal, namespace, query.after, limit).await?;
+    let next = if more { entries.last().map(|(seq, _)| *seq) } else { None };
+    match query.format.as_deref() {
+        Some("jsonl") => {
+            let mut out = String::new();
+            for (seq, event) in &entries {
+                let mut line = json!(event);
+                line["seq"] = json!(seq);
+                out.push_str(&line.to_string());
+                out.push('\n');
+            }
+            let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, "application/jsonl")], out).into_response();
+            if let Some(next) = next
+                && let Ok(value) =
+                    format!("</api/v1/namespaces/{namespace}/audit?format=jsonl&after={next}>; rel=\"next\"").parse()
+            {
+                response.headers_mut().insert(header::LINK, value);
+            }
+            Ok(response)
+        }
+        None | Some("json") => {
+            let entries: Vec<_> = entries
+                .into_iter()
+                .map(|(seq, event)| {
+                    let mut value = json!(event);
+                    value["seq"] = json!(seq);
+                    value
+                })
+                .collect();
+            Ok(json_ok(StatusCode::OK, json!({ "namespace": namespace, "entries": entries, "next": next })))
+        }
+        Some(other) => Err(Problem::bad_request(format!("unknown format {other:?}: use json or jsonl"))),
+    }
+}
+
+async fn org_audit(State(state): State<HttpState>, Path(org): Path<String>, request: Request) -> ApiResult {
+    audit(&state, &format!("orgs/{org}"), request.headers(), request.uri().query()).await
+}
+
+async fn audit_1(State(state): State<HttpState>, Path(first): Path<String>, request: Request) -> ApiResult {
+    audit(&state, &first, request.headers(), request.uri().query()).await
+}
+
+async fn audit_2(
+    State(state): State<HttpState>,
+    Path((first, second)): Path<(String, String)>,
+    request: Request,
+) -> ApiResult {
+    audit(&state, &format!("{first}/{second}"), request.headers(), request.uri().query()).await
+}
+
+/// The namespace whose audit log a REST write belongs to: the organisation, namespace or
+/// account the path names, else the acting user's own.
+fn namespace_of(path: &str, actor: Option<&AccountName>) -> Option<Namespace> {
+    let rest = path.strip_prefix("/api/v1/")?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let text = match parts.as_slice() {
+        ["orgs", org, ..] | ["admin", "orgs", org, ..] => format!("orgs/{org}"),
+        ["admin", "users", name, ..] => format!("users/{name}"),
+        ["namespaces", first, second, "policy" | "grants"] => format!("{first}/{second}"),
+        ["namespaces", first, ..] => (*first).to_owned(),
+        _ => format!("users/{}", actor?),
+    };
+    let namespace = format!("{text}/x").parse::<RepoName>().ok()?.namespace();
+    (namespace.as_str() == text).then_some(namespace)
+}
+
+/// Records every REST write in the audit log once it is answered.
+pub(super) async fn audit_writes(State(state): State<HttpState>, request: Request, next: Next) -> Response {
+    if matches!(*request.method(), Method::GET | Method::HEAD) {
+        return next.run(request).await;
+    }
+    let client = super::auth::client_ip(request.extensions());
+    let action = format!("{} {}", request.method(), request.uri().path());
+    let path = request.uri().path().to_owned();
+    let (response, actor) = ACTOR
+        .scope(RefCell::new(None), async move {
+            let response = next.run(request).await;
+            (response, ACTOR.with(|actor| actor.borrow_mut().take()))
+        })
+        .await;
+    let (principal, credential) = actor.unwrap_or((Principal::Anonymous, "anonymous".into()));
+    if let Some(namespace) = namespace_of(&path, principal.user_name()) {
+        state.identity.audit(AuditEntry {
+            namespace,
+            principal,
+            credential,
+            action,
+            target: path,
+            client,
+            status: response.status().as_u16(),
+        });
+    }
+    response
 }
 
 /// Answers every identity route while authentication is switched off.

@@ -16,7 +16,8 @@ use serde_json::json;
 use super::HttpState;
 use super::endpoint::Endpoint;
 use super::error::OciError;
-use crate::identity::{Action, Credential, Decision, IdentityError, Principal, Target};
+use super::limits::Class;
+use crate::identity::{Action, AuditEntry, Credential, Decision, IdentityError, Principal, Target};
 
 /// The largest `Authorization` header accepted; a token is at most 8 KiB.
 const MAX_AUTHORIZATION: usize = 10 * 1024;
@@ -113,18 +114,43 @@ fn scope_for(repo: &RepoName, action: Action) -> String {
     format!("repository:{repo}:{actions}")
 }
 
+/// The OCI `429` after a spent budget or a sign-in lockout.
+fn too_many(wait: std::time::Duration) -> OciError {
+    let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    OciError::new(StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS", format!("too many requests; retry in {secs} s"))
+        .with_header(header::RETRY_AFTER, secs.to_string())
+}
+
 fn identity_failure(state: &HttpState, headers: &HeaderMap, scope: Option<String>, e: IdentityError) -> OciError {
     match e {
         IdentityError::Unauthenticated(why) => challenge(state, headers, scope, false, &why),
+        IdentityError::RateLimited(wait) => too_many(wait),
         IdentityError::Unavailable(why) => OciError::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", why),
         other => OciError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", other.to_string()),
+    }
+}
+
+/// An authorised `/v2` request, with the audit entry to complete once it is answered.
+pub(super) struct Authorized {
+    audit: Option<AuditEntry>,
+}
+
+impl Authorized {
+    /// Records the request in the audit log (writes, and reads of private content) with the
+    /// status it was answered with.
+    pub(super) fn finish(self, state: &HttpState, status: StatusCode) {
+        if let Some(mut entry) = self.audit {
+            entry.status = status.as_u16();
+            state.identity.audit(entry);
+        }
     }
 }
 
 /// Checks that the request may do what `endpoint` and `method` mean. A cross-repository mount
 /// from a repository the principal may not pull is dropped from `query` (the client then
 /// uploads, as the specification allows), and so is a mount that names no source, which would
-/// otherwise reach any repository holding the digest.
+/// otherwise reach any repository holding the digest. Refusals of audited requests are
+/// recorded here; allowed ones by [`Authorized::finish`].
 pub(super) async fn authorize(
     state: &HttpState,
     endpoint: &Endpoint,
@@ -132,28 +158,69 @@ pub(super) async fn authorize(
     headers: &HeaderMap,
     query: &mut HashMap<String, String>,
     client: Option<IpAddr>,
-) -> Result<Principal, OciError> {
+) -> Result<Authorized, OciError> {
     let (repo, action) = requirement(endpoint, method);
     let scope = repo.as_ref().map(|r| scope_for(r, action));
-    let credential = credential(headers).map_err(|why| challenge(state, headers, scope.clone(), false, why))?;
     let identity = &state.identity;
-    let principal =
-        identity.authenticate(&credential).await.map_err(|e| identity_failure(state, headers, scope.clone(), e))?;
+    let audited = repo.as_ref().is_some_and(|r| action != Action::Pull || identity.is_private(r).unwrap_or(true));
+    let entry = |principal: &Principal, credential: String| {
+        repo.as_ref().filter(|_| audited).map(|r| AuditEntry {
+            namespace: r.namespace(),
+            principal: principal.clone(),
+            credential,
+            action: action.scope_name().replace('*', "admin"),
+            target: r.to_string(),
+            client,
+            status: 0,
+        })
+    };
+    let refuse = |entry: Option<AuditEntry>, error: OciError| {
+        if let Some(mut entry) = entry {
+            entry.status = error.status().as_u16();
+            identity.audit(entry);
+        }
+        error
+    };
+    let credential = match credential(headers) {
+        Ok(credential) => credential,
+        Err(why) => {
+            let error = challenge(state, headers, scope.clone(), false, why);
+            return Err(refuse(entry(&Principal::Anonymous, "malformed".into()), error));
+        }
+    };
+    let principal = match identity.authenticate(&credential).await {
+        Ok(principal) => principal,
+        Err(e) => {
+            let error = identity_failure(state, headers, scope.clone(), e);
+            return Err(refuse(entry(&Principal::Anonymous, credential.kind()), error));
+        }
+    };
+    let pending = entry(&principal, credential.kind());
+    if let (Some(limits), Some(name)) = (&state.limits, principal.user_name()) {
+        let class = if matches!(*method, Method::GET | Method::HEAD) { Class::Read } else { Class::Write };
+        if let Err(wait) = limits.charge_principal(name.as_str(), class) {
+            return Err(refuse(pending, too_many(wait)));
+        }
+    }
     let target = repo.as_ref().map_or(Target::Registry, Target::Repo);
-    let decision = identity
-        .decide(&principal, target, action, client)
-        .map_err(|e| identity_failure(state, headers, scope.clone(), e))?;
-    match decision {
-        Decision::Allow => {}
+    let decision = match identity.decide(&principal, target, action, client) {
+        Ok(decision) => decision,
+        Err(e) => return Err(refuse(pending, identity_failure(state, headers, scope.clone(), e))),
+    };
+    let refusal = match decision {
+        Decision::Allow => None,
         Decision::Unauthenticated { insufficient_scope } => {
             let why =
                 if insufficient_scope { "the token does not cover this operation" } else { "authentication required" };
-            return Err(challenge(state, headers, scope, insufficient_scope, why));
+            Some(challenge(state, headers, scope, insufficient_scope, why))
         }
-        Decision::Forbidden { reason } => return Err(OciError::new(StatusCode::FORBIDDEN, "DENIED", reason)),
+        Decision::Forbidden { reason } => Some(OciError::new(StatusCode::FORBIDDEN, "DENIED", reason)),
         Decision::NotFound => {
-            return Err(OciError::new(StatusCode::NOT_FOUND, "NAME_UNKNOWN", "repository name not known to registry"));
+            Some(OciError::new(StatusCode::NOT_FOUND, "NAME_UNKNOWN", "repository name not known to registry"))
         }
+    };
+    if let Some(error) = refusal {
+        return Err(refuse(pending, error));
     }
     if matches!(endpoint, Endpoint::StartUpload(_)) && query.contains_key("mount") {
         let source = query.get("from").and_then(|from| from.parse::<RepoName>().ok());
@@ -168,7 +235,7 @@ pub(super) async fn authorize(
             query.remove("from");
         }
     }
-    Ok(principal)
+    Ok(Authorized { audit: pending })
 }
 
 /// An OAuth2-style error of the token endpoint.
@@ -178,6 +245,7 @@ fn token_error(status: StatusCode, error: &str, description: &str) -> Response {
 
 fn token_failure(e: IdentityError) -> Response {
     match e {
+        IdentityError::RateLimited(wait) => super::limits::too_many("/token", wait),
         IdentityError::Unauthenticated(why) => token_error(StatusCode::UNAUTHORIZED, "invalid_grant", &why),
         IdentityError::Unavailable(why) => {
             token_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", &why)

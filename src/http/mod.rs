@@ -12,12 +12,14 @@ mod blobs;
 pub mod endpoint;
 pub mod error;
 mod headers;
+pub mod limits;
 mod listing;
 mod manifests;
 mod uploads;
 
 use std::collections::HashMap;
 use std::io;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -37,22 +39,32 @@ use crate::identity::Identity;
 use crate::registry::{Registry, RegistryError};
 use endpoint::Endpoint;
 use error::OciError;
+use limits::RequestLimits;
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
 pub struct HttpState {
     registry: Registry,
     identity: Identity,
+    /// Request budgets, when enforced.
+    limits: Option<Arc<RequestLimits>>,
     metrics: Option<PrometheusHandle>,
 }
 
-/// Builds the router over the facades; `metrics` renders `/metrics` when a recorder is installed.
-pub fn router(registry: Registry, identity: Identity, metrics: Option<PrometheusHandle>) -> Router {
-    let auth_routes = if identity.enabled() {
+/// Builds the router over the facades; `limits` budgets requests when given; `metrics` renders
+/// `/metrics` when a recorder is installed.
+pub fn router(
+    registry: Registry,
+    identity: Identity,
+    limits: Option<Arc<RequestLimits>>,
+    metrics: Option<PrometheusHandle>,
+) -> Router {
+    let state = HttpState { registry, identity, limits, metrics };
+    let auth_routes = if state.identity.enabled() {
         Router::new()
             .route("/token", get(auth::get_token).post(auth::post_token))
             .route("/.well-known/jwks.json", get(auth::jwks))
-            .merge(api::routes())
+            .merge(api::routes().route_layer(middleware::from_fn_with_state(state.clone(), api::audit_writes)))
     } else {
         Router::new()
             .route("/token", any(auth::disabled))
@@ -69,8 +81,9 @@ pub fn router(registry: Registry, identity: Identity, metrics: Option<Prometheus
         .route("/metrics", get(render_metrics))
         .route("/cluster/status", get(cluster_status))
         .fallback(|| async { OciError::not_found() })
+        .layer(middleware::from_fn_with_state(state.clone(), limits::by_address))
         .layer(middleware::from_fn(observe))
-        .with_state(HttpState { registry, identity, metrics })
+        .with_state(state)
 }
 
 async fn readyz(State(state): State<HttpState>) -> Response {
@@ -167,11 +180,14 @@ async fn dispatch(State(state): State<HttpState>, request: Request) -> Response 
         Some(Ok(endpoint)) => endpoint,
     };
     let mut query: HashMap<String, String> = Query::try_from_uri(&uri).map(|Query(q)| q).unwrap_or_default();
-    if state.identity.enabled()
-        && let Err(e) = auth::authorize(&state, &endpoint, &method, &headers, &mut query, client).await
-    {
-        return e.into_response_for(head);
-    }
+    let authorized = if state.identity.enabled() {
+        match auth::authorize(&state, &endpoint, &method, &headers, &mut query, client).await {
+            Ok(authorized) => Some(authorized),
+            Err(e) => return e.into_response_for(head),
+        }
+    } else {
+        None
+    };
     let query = query;
     let registry = &state.registry;
     let outcome = match (endpoint, method) {
@@ -203,7 +219,11 @@ async fn dispatch(State(state): State<HttpState>, request: Request) -> Response 
         (Endpoint::Upload(repo, id), Method::DELETE) => uploads::delete_blob_upload(registry, &repo, &id).await,
         (endpoint, _) => Err(OciError::method_not_allowed(endpoint.allowed_methods())),
     };
-    outcome.unwrap_or_else(|e| e.into_response_for(head))
+    let response = outcome.unwrap_or_else(|e| e.into_response_for(head));
+    if let Some(authorized) = authorized {
+        authorized.finish(&state, response.status());
+    }
+    response
 }
 
 /// `GET /v2/`: the API version check clients start with.

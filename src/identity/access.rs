@@ -32,6 +32,21 @@ pub enum Credential {
     Bearer(String),
 }
 
+impl Credential {
+    /// The credential's kind for the audit log; an API key by its (public) id.
+    pub fn kind(&self) -> String {
+        let key_id =
+            |text: &str| parse_api_key(text).map_or_else(|_| "api-key".to_owned(), |(id, _)| format!("api-key:{id}"));
+        match self {
+            Credential::None => "anonymous".into(),
+            Credential::Basic { secret, .. } if looks_like_api_key(secret) => key_id(secret),
+            Credential::Basic { .. } => "password".into(),
+            Credential::Bearer(value) if looks_like_api_key(value) => key_id(value),
+            Credential::Bearer(_) => "token".into(),
+        }
+    }
+}
+
 /// What a request wants to reach: a repository, or the registry as a whole.
 #[derive(Clone, Debug)]
 pub enum Target<'a> {
@@ -198,6 +213,12 @@ impl Identity {
             state.org(org).ok().flatten().is_some_and(|o| o.teams.get(team).is_some_and(|m| m.contains(user)))
         };
         Ok(policy::decide(principal, &view, repo, action, client, &in_team))
+    }
+
+    /// Whether `repo`'s namespace is private (reads of it are audited).
+    pub fn is_private(&self, repo: &RepoName) -> Result<bool> {
+        let policy = self.state().namespace_policy(&repo.namespace())?;
+        Ok(policy.visibility == gati_core::identity::Visibility::Private)
     }
 
     /// The actions of `scopes` that `principal` may do, as the `access` claim of a registry

@@ -125,6 +125,25 @@ impl Identity {
     /// Checks a name (or email) and password; the same work is done whether or not the account
     /// exists, so timing does not tell.
     pub(crate) async fn check_password(&self, login: &str, password: &str) -> Result<UserRecord> {
+        let guard = self.inner.login_guard.as_ref();
+        let started = std::time::Instant::now();
+        // Names are case-insensitive for the guard, so case variants share one budget.
+        let guard_key = login.to_lowercase();
+        if let Some(Err(wait)) = guard.map(|g| g.may_try(&guard_key, started)) {
+            return Err(IdentityError::RateLimited(wait));
+        }
+        let outcome = self.verify_password_of(login, password).await;
+        if let Some(guard) = guard {
+            match &outcome {
+                Ok(_) => guard.succeeded(&guard_key),
+                Err(IdentityError::Unauthenticated(_)) => guard.failed(&guard_key, started),
+                Err(_) => {}
+            }
+        }
+        outcome
+    }
+
+    async fn verify_password_of(&self, login: &str, password: &str) -> Result<UserRecord> {
         let state = self.fresh().await?;
         let user = match login.parse::<AccountName>() {
             Ok(name) => state.user(&name)?,
@@ -202,6 +221,16 @@ impl Identity {
         self.write(IdentityCommand::UpdateUser { name, change }).await
     }
 
+    /// Registry administration: grants or takes away an organisation's verified-publisher badge.
+    pub async fn verify_org(&self, principal: &Principal, org: &str, verified: bool) -> Result<OrgView> {
+        if !principal.is_registry_admin() {
+            return Err(IdentityError::Forbidden("only registry administrators may do this".into()));
+        }
+        let name: AccountName = org.parse().map_err(|_| IdentityError::NotFound("organisation"))?;
+        self.write(IdentityCommand::SetOrgVerified { org: name, verified }).await?;
+        self.org(principal, org)
+    }
+
     /// Creates an organisation owned by the signed-in user.
     pub async fn create_org(&self, principal: &Principal, name: &str) -> Result<OrgView> {
         let owner = signed_in(principal)?.clone();
@@ -271,7 +300,7 @@ impl Identity {
     }
 
     /// Checks that `principal` may administer `namespace` (404 when it may not even see it).
-    fn namespace_admin(&self, principal: &Principal, namespace: &str) -> Result<Namespace> {
+    pub(super) fn namespace_admin(&self, principal: &Principal, namespace: &str) -> Result<Namespace> {
         // Any repository of the namespace decides alike, so one under it stands in.
         let probe: RepoName = format!("{namespace}/x").parse()?;
         if probe.namespace().as_str() != namespace {

@@ -31,6 +31,9 @@ pub enum IdentityError {
     /// Accounts cannot be created through the API on this registry.
     #[error("sign-up is disabled on this registry")]
     SignupDisabled,
+    /// Too many failed sign-ins for this account name: try again after the wait.
+    #[error("too many failed sign-ins; try again in {} s", .0.as_secs().max(1))]
+    RateLimited(std::time::Duration),
     /// The cluster cannot take the request now.
     #[error("{0}")]
     Unavailable(String),
@@ -49,7 +52,7 @@ impl IdentityError {
                 ErrorCode::Unauthorized
             }
             IdentityError::NotFound(_) => ErrorCode::NotFound,
-            IdentityError::Unavailable(_) => ErrorCode::Unavailable,
+            IdentityError::Unavailable(_) | IdentityError::RateLimited(_) => ErrorCode::Unavailable,
             IdentityError::Internal => ErrorCode::Internal,
         }
     }

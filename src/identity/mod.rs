@@ -12,6 +12,7 @@
 mod access;
 mod accounts;
 mod api_keys;
+mod audit;
 pub mod error;
 mod tokens;
 
@@ -25,12 +26,14 @@ use gati_core::{Applied, Rejection};
 pub use access::{Credential, Target};
 pub use accounts::{NewUser, OrgView, UserView};
 pub use api_keys::{ApiKeyView, NewApiKeyRequest};
+pub use audit::AuditEntry;
 pub use error::{IdentityError, Result};
 pub use gati_auth::policy::{Action, Decision, Principal};
 pub use tokens::{RegistryToken, TokenPair};
 
 use crate::cluster::Cluster;
 use crate::config::AuthConfig;
+use crate::limits::LoginGuard;
 
 /// Handle to identity and access; cheap to clone.
 #[derive(Clone)]
@@ -45,6 +48,10 @@ struct Inner {
     admins: BTreeSet<AccountName>,
     /// The key ring built from the replicated signing keys, rebuilt when they change.
     keyring: Mutex<Option<tokens::CachedKeyring>>,
+    /// Locks account names out of password sign-in after repeated failures, when limits are on.
+    login_guard: Option<LoginGuard>,
+    /// The node's audit queue, when identity is on.
+    audit: Option<audit::AuditQueue>,
 }
 
 /// The current time in unix seconds.
@@ -53,10 +60,13 @@ pub fn now() -> u64 {
 }
 
 impl Identity {
-    /// Builds the facade. Names in `config.admins` were validated with the configuration.
-    pub fn new(cluster: Cluster, config: AuthConfig) -> Self {
+    /// Builds the facade. Names in `config.admins` were validated with the configuration;
+    /// `login_guard` locks names out after failed sign-ins (none: never). With identity on, it
+    /// starts the node's audit queue, so it must be called inside the runtime.
+    pub fn new(cluster: Cluster, config: AuthConfig, login_guard: Option<LoginGuard>) -> Self {
         let admins = config.admins.iter().filter_map(|a| a.parse().ok()).collect();
-        Identity { inner: Arc::new(Inner { cluster, config, admins, keyring: Mutex::new(None) }) }
+        let audit = config.enabled.then(|| audit::AuditQueue::start(cluster.clone()));
+        Identity { inner: Arc::new(Inner { cluster, config, admins, keyring: Mutex::new(None), login_guard, audit }) }
     }
 
     /// Whether requests are authenticated and authorised at all.

@@ -613,6 +613,42 @@ pub struct SigningKeys {
     pub keys: Vec<SigningKeyRecord>,
 }
 
+/// How a request ended, as the audit log records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditOutcome {
+    /// Allowed and served with this HTTP status.
+    Allowed,
+    /// Refused by access control (401, 403, 404 for hidden content, 429).
+    Denied,
+    /// Allowed, but the operation itself failed.
+    Failed,
+}
+
+/// One entry of a namespace's audit log: who did what, when, from where, and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    /// When, in unix milliseconds (the clock of the node that served the request).
+    pub at_ms: u64,
+    /// The signed-in user; `None` for anonymous requests.
+    pub actor: Option<AccountName>,
+    /// The credential used (`password`, `session`, `token`, `api-key:<id>`, `anonymous`).
+    pub credential: String,
+    /// What was asked (`pull`, `push`, `delete`, or `<METHOD> <API path>`).
+    pub action: String,
+    /// What it was asked of (a repository, namespace or account).
+    pub target: String,
+    /// The client's address, when known.
+    pub client: Option<String>,
+    /// How it ended.
+    pub outcome: AuditOutcome,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// The node that served it.
+    pub node: u64,
+}
+
 /// A change to one user account.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
@@ -742,6 +778,18 @@ pub enum IdentityCommand {
         id: SessionId,
         /// The time (unix seconds).
         at: u64,
+    },
+    /// Appends entries to namespaces' audit logs (a node's buffered entries, in one write).
+    AppendAudit {
+        /// Each entry with the namespace whose log it belongs to.
+        entries: Vec<(Namespace, AuditEvent)>,
+    },
+    /// Grants or takes away an organisation's verified-publisher badge.
+    SetOrgVerified {
+        /// The organisation.
+        org: AccountName,
+        /// Whether it is verified.
+        verified: bool,
     },
     /// Adds a signing key and makes it the active one; the previously active key stays
     /// accepted until `retire_previous_after`.

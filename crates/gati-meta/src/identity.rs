@@ -5,11 +5,17 @@
 //! `U`+name user · `O`+name organisation · `S`+skeleton the account holding that (confusable)
 //! name · `E`+email the user holding that address · `X`+issuer+NUL+subject the user an external
 //! identity signs in as · `P`+namespace its policy · `K`+id an API key · `k`+owner+NUL+id the
-//! owner's keys · `Z`+id a login session · `G` the token-signing keys. Values are JSON.
+//! owner's keys · `Z`+id a login session · `G` the token-signing keys · `A`+namespace+NUL+
+//! sequence (16 hex digits) an audit entry · `Q` the last audit sequence number · `C`+namespace
+//! how many audit entries the namespace holds. Values are JSON.
+//!
+//! Each namespace keeps its newest [`AUDIT_ENTRIES_KEPT`] audit entries; appending past that
+//! drops the oldest, deterministically, so every replica keeps the same ones.
 
 use gati_core::identity::{
-    AccountName, ApiKeyId, ApiKeyRecord, Email, ExternalIdentity, Grantee, IdentityCommand, IdentityRejection,
-    NamespacePolicy, OrgRecord, OrgRole, SessionId, SessionRecord, SigningKeys, UserChange, UserRecord,
+    AccountName, ApiKeyId, ApiKeyRecord, AuditEvent, Email, ExternalIdentity, Grantee, IdentityCommand,
+    IdentityRejection, NamespacePolicy, OrgRecord, OrgRole, SessionId, SessionRecord, SigningKeys, UserChange,
+    UserRecord,
 };
 use gati_core::{Applied, Namespace, Rejection};
 use serde::Serialize;
@@ -28,6 +34,18 @@ const API_KEY: u8 = b'K';
 const KEYS_OF: u8 = b'k';
 const SESSION: u8 = b'Z';
 const SIGNING_KEYS: &[u8] = b"G";
+const AUDIT: u8 = b'A';
+const AUDIT_SEQ: &[u8] = b"Q";
+const AUDIT_COUNT: u8 = b'C';
+
+/// Audit entries each namespace keeps (a handful in unit tests, so retention is exercised).
+pub const AUDIT_ENTRIES_KEPT: u64 = if cfg!(test) { 5 } else { 100_000 };
+
+fn audit_prefix(namespace: &Namespace) -> Vec<u8> {
+    let mut k = key(AUDIT, &[namespace.as_str()]);
+    k.push(0);
+    k
+}
 
 fn key(kind: u8, parts: &[&str]) -> Vec<u8> {
     let mut k = vec![kind];
@@ -193,6 +211,42 @@ impl Pending<'_> {
                 };
                 session.revoked_at.get_or_insert(*at);
                 self.write(id_key, &session)?;
+                Ok(Applied::IdentityChanged)
+            }
+            IdentityCommand::AppendAudit { entries } => {
+                let mut seq: u64 = self.read(AUDIT_SEQ)?.unwrap_or(0);
+                let mut counts: std::collections::BTreeMap<Namespace, u64> = std::collections::BTreeMap::new();
+                for (namespace, event) in entries {
+                    seq += 1;
+                    let mut entry_key = audit_prefix(namespace);
+                    entry_key.extend_from_slice(format!("{seq:016x}").as_bytes());
+                    self.write(entry_key, event)?;
+                    let count = match counts.get(namespace) {
+                        Some(count) => *count,
+                        None => self.read(&key(AUDIT_COUNT, &[namespace.as_str()]))?.unwrap_or(0),
+                    };
+                    let count = if count >= AUDIT_ENTRIES_KEPT {
+                        if let Some(oldest) = self.first_under(&audit_prefix(namespace))? {
+                            self.delete(oldest);
+                        }
+                        count
+                    } else {
+                        count + 1
+                    };
+                    counts.insert(namespace.clone(), count);
+                }
+                for (namespace, count) in counts {
+                    self.write(key(AUDIT_COUNT, &[namespace.as_str()]), &count)?;
+                }
+                self.write(AUDIT_SEQ.to_vec(), &seq)?;
+                Ok(Applied::IdentityChanged)
+            }
+            IdentityCommand::SetOrgVerified { org: name, verified } => {
+                let Some(mut org) = self.org(name)? else {
+                    return refused(IdentityRejection::OrgUnknown { name: name.clone() });
+                };
+                org.verified_publisher = *verified;
+                self.write(key(ORG, &[name.as_str()]), &org)?;
                 Ok(Applied::IdentityChanged)
             }
             IdentityCommand::RotateSigningKey { key: new_key, retire_previous_after, now } => {
@@ -380,6 +434,29 @@ impl StateMachine {
     /// Returns the token-signing keys.
     pub fn signing_keys(&self) -> Result<SigningKeys> {
         Ok(self.read(SIGNING_KEYS)?.unwrap_or_default())
+    }
+
+    /// Returns up to `limit` audit entries of a namespace with their sequence numbers, oldest
+    /// first, after sequence number `after`, and whether more follow.
+    pub fn audit(&self, namespace: &Namespace, after: u64, limit: usize) -> Result<(Vec<(u64, AuditEvent)>, bool)> {
+        let prefix = audit_prefix(namespace);
+        let mut start = prefix.clone();
+        start.extend_from_slice(format!("{:016x}", after.saturating_add(1)).as_bytes());
+        let mut end = prefix.clone();
+        *end.last_mut().expect("the prefix ends with a separator") += 1;
+        let mut out = Vec::new();
+        for entry in self.tree().range(start..end) {
+            let (k, v) = entry?;
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            let seq = std::str::from_utf8(&k[prefix.len()..])
+                .ok()
+                .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+                .ok_or_else(|| MetaError::Corrupt("audit key".into()))?;
+            out.push((seq, decode(&v)?));
+        }
+        Ok((out, false))
     }
 }
 
@@ -575,6 +652,42 @@ mod tests {
         apply(&sm, Id::RotateSigningKey { key: key("000000000000000c"), retire_previous_after: 300, now: 250 });
         let kids: Vec<_> = sm.signing_keys().unwrap().keys.into_iter().map(|k| k.kid.to_string()).collect();
         assert_eq!(kids, ["000000000000000b", "000000000000000c"], "a retired key is dropped");
+    }
+
+    fn event(n: u64) -> gati_core::identity::AuditEvent {
+        gati_core::identity::AuditEvent {
+            at_ms: n,
+            actor: Some(name("alice")),
+            credential: "password".into(),
+            action: "push".into(),
+            target: "users/alice/app".into(),
+            client: Some("127.0.0.1".into()),
+            outcome: gati_core::identity::AuditOutcome::Allowed,
+            status: 201,
+            node: 1,
+        }
+    }
+
+    #[test]
+    fn audit_logs_page_per_namespace_and_keep_the_newest() {
+        let (_d, sm) = open(GroupId::Meta);
+        let alice = name("alice").user_namespace();
+        let acme = name("acme").org_namespace();
+        let entries = (1..=4).flat_map(|n| [(alice.clone(), event(n)), (acme.clone(), event(100 + n))]).collect();
+        assert_eq!(apply(&sm, Id::AppendAudit { entries }), Applied::IdentityChanged);
+        let (page, more) = sm.audit(&alice, 0, 3).unwrap();
+        assert!(more);
+        assert_eq!(page.iter().map(|(_, e)| e.at_ms).collect::<Vec<_>>(), [1, 2, 3]);
+        let (rest, more) = sm.audit(&alice, page[2].0, 10).unwrap();
+        assert!(!more);
+        assert_eq!(rest.iter().map(|(_, e)| e.at_ms).collect::<Vec<_>>(), [4]);
+        // Past the cap, the oldest go; within one write and across writes alike.
+        let entries = (5..=8).map(|n| (alice.clone(), event(n))).collect();
+        apply(&sm, Id::AppendAudit { entries });
+        let (kept, _) = sm.audit(&alice, 0, 100).unwrap();
+        assert_eq!(kept.iter().map(|(_, e)| e.at_ms).collect::<Vec<_>>(), [4, 5, 6, 7, 8]);
+        let (other, _) = sm.audit(&acme, 0, 100).unwrap();
+        assert_eq!(other.len(), 4, "another namespace's log is untouched");
     }
 
     #[test]

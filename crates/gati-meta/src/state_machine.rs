@@ -73,11 +73,34 @@ impl<'a> Pending<'a> {
         Ok(merged.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
     }
 
+    /// The smallest live key under `prefix`, pending writes applied; reads the tree lazily, so
+    /// it costs a few keys however many live under the prefix.
+    pub(crate) fn first_under(&self, prefix: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut from_tree = None;
+        for entry in self.tree.scan_prefix(prefix) {
+            let (k, _) = entry?;
+            if !matches!(self.writes.get(k.as_ref()), Some(None)) {
+                from_tree = Some(k.to_vec());
+                break;
+            }
+        }
+        let from_writes = self
+            .writes
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .find(|(_, v)| v.is_some())
+            .map(|(k, _)| k.clone());
+        Ok(match (from_tree, from_writes) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
     pub(crate) fn put(&mut self, key: Vec<u8>, value: impl Into<Vec<u8>>) {
         self.writes.insert(key, Some(value.into()));
     }
 
-    fn delete(&mut self, key: Vec<u8>) {
+    pub(crate) fn delete(&mut self, key: Vec<u8>) {
         self.writes.insert(key, None);
     }
 
