@@ -456,3 +456,81 @@ fn a_new_node_at_a_dead_nodes_address_joins_without_taking_its_messages() {
     assert_serves(&cluster.addr(0), "library/reuse", "v2", &second);
     assert_serves(&cluster.addr(1), "library/reuse", "v2", &second);
 }
+
+/// Identity across nodes: an account made through one node signs in through another, tokens
+/// and API keys issued by any node work on every node, and a revocation acknowledged by one node
+/// is honoured by every node at once (the next request anywhere is refused).
+#[test]
+fn credentials_work_on_every_node_and_revocations_hold_everywhere_at_once() {
+    let cluster = TestCluster::start_with(3, SHARDS, "[auth]\nenabled = true\n[limits]\nenabled = false\n", "");
+    let json_post = |node: usize, path: &str, auth: Option<&str>, body: serde_json::Value| {
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(auth) = auth {
+            headers.push(("Authorization", auth));
+        }
+        http::must(&cluster.addr(node), "POST", path, &headers, body.to_string().as_bytes())
+    };
+    let password = "a long cluster passphrase";
+    let r = json_post(
+        0,
+        "/api/v1/users",
+        None,
+        serde_json::json!({ "name": "alice", "email": "a@x.io", "password": password }),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    // Signing in through another node right away finds the account.
+    let r = json_post(1, "/api/v1/auth/login", None, serde_json::json!({ "login": "alice", "password": password }));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let session = format!("Bearer {}", r.json()["accessToken"].as_str().unwrap());
+    let data = b"cluster identity";
+    let push = |node: usize, auth: &str, body: &[u8]| {
+        let path = format!("/v2/users/alice/app/blobs/uploads/?digest={}", digest_of(body));
+        http::must(&cluster.addr(node), "POST", &path, &[("Authorization", auth)], body).status
+    };
+    for node in 0..3 {
+        assert_eq!(push(node, &session, data), 201, "a session token from node 2 on node {}", node + 1);
+    }
+    let pull = |node: usize, auth: &str| {
+        let path = format!("/v2/users/alice/app/blobs/{}", digest_of(data));
+        http::must(&cluster.addr(node), "GET", &path, &[("Authorization", auth)], b"").status
+    };
+    for round in 0..5 {
+        let created = json_post(
+            round % 3,
+            "/api/v1/user/keys",
+            Some(&session),
+            serde_json::json!({ "label": "ci", "permissions": ["pull"] }),
+        );
+        assert_eq!(created.status, 201, "{}", created.text());
+        let key = format!("Bearer {}", created.json()["key"].as_str().unwrap());
+        let id = created.json()["id"].as_str().unwrap().to_owned();
+        for node in 0..3 {
+            assert_eq!(pull(node, &key), 200, "round {round}: a new key on node {}", node + 1);
+        }
+        let revoker = (round + 1) % 3;
+        let r = http::must(
+            &cluster.addr(revoker),
+            "DELETE",
+            &format!("/api/v1/user/keys/{id}"),
+            &[("Authorization", &session)],
+            b"",
+        );
+        assert_eq!(r.status, 204, "{}", r.text());
+        for node in 0..3 {
+            assert_eq!(
+                pull(node, &key),
+                401,
+                "round {round}: the key revoked through node {} still works on node {}",
+                revoker + 1,
+                node + 1
+            );
+        }
+    }
+    // Signing out everywhere through one node ends the session on all of them.
+    pause(Duration::from_millis(1100)); // token times have second resolution
+    let r = json_post(2, "/api/v1/auth/logout-everywhere", Some(&session), serde_json::json!({}));
+    assert_eq!(r.status, 204, "{}", r.text());
+    for node in 0..3 {
+        assert_eq!(push(node, &session, b"after sign-out"), 401, "node {}", node + 1);
+    }
+}

@@ -14,7 +14,8 @@ use gati_core::{Applied, Command, GroupId};
 use gati_proto::cluster::forwarding_client::ForwardingClient;
 use gati_proto::cluster::forwarding_server::{Forwarding, ForwardingServer};
 use gati_proto::cluster::{
-    NotLeader, ProposeReply, ProposeRequest, ReadIndexReply, ReadIndexRequest, propose_reply, read_index_reply,
+    NotLeader, ProposeReply, ProposeRequest, ReadIndexReply, ReadIndexRequest, WaitAppliedReply, WaitAppliedRequest,
+    propose_reply, read_index_reply,
 };
 use tonic::{Request, Response, Status};
 
@@ -113,6 +114,25 @@ pub async fn read_index(peers: &Peers, addr: &str, group: GroupId) -> std::resul
     }
 }
 
+/// Asks the node at `addr` to apply `group`'s log up to `index` within `timeout`; returns
+/// whether it did.
+pub async fn wait_applied(
+    peers: &Peers,
+    addr: &str,
+    group: GroupId,
+    index: u64,
+    timeout: std::time::Duration,
+) -> std::result::Result<bool, ForwardError> {
+    let mut client = client(peers, addr)?;
+    let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+    let mut request = Request::new(WaitAppliedRequest { group: group.name(), index, timeout_ms });
+    request.set_timeout(timeout + std::time::Duration::from_secs(1));
+    match client.wait_applied(request).await {
+        Ok(reply) => Ok(reply.into_inner().applied),
+        Err(status) => Err(ForwardError::NotSent { addr: addr.to_owned(), why: status.to_string() }),
+    }
+}
+
 /// What the forwarding service needs, set once the node is fully wired (the gRPC server starts
 /// before the groups, so that founders can reach each other while they bootstrap).
 struct Target {
@@ -185,6 +205,19 @@ impl Forwarding for ForwardingService {
             Err(e) => return Err(Status::internal(e.to_string())),
         };
         Ok(Response::new(ProposeReply { outcome: Some(outcome) }))
+    }
+
+    async fn wait_applied(
+        &self,
+        request: Request<WaitAppliedRequest>,
+    ) -> std::result::Result<Response<WaitAppliedReply>, Status> {
+        let target = self.target()?;
+        let WaitAppliedRequest { group, index, timeout_ms } = request.into_inner();
+        let group = group_of(&group, &target.cluster)?;
+        // Bounded: a caller cannot hold a server task for long.
+        let timeout = std::time::Duration::from_millis(u64::from(timeout_ms).min(10_000));
+        let applied = target.cluster.group(group).wait_applied(index, timeout).await.is_ok();
+        Ok(Response::new(WaitAppliedReply { applied }))
     }
 
     async fn read_index(

@@ -307,6 +307,25 @@ impl Cluster {
         }
     }
 
+    /// Returns once every member of the cluster has applied the `meta` group's log as far as
+    /// this node has after a linearizable read, or `timeout` passed; returns the members that
+    /// did not confirm (down, partitioned, or too far behind). After a write, this makes it hold
+    /// on every reachable node before the write is acknowledged.
+    pub async fn settle_meta(&self, timeout: Duration) -> Result<Vec<NodeId>> {
+        self.linearizable_meta().await?;
+        let index = self.meta().metrics().last_applied.map_or(0, |id| id.index);
+        let members = self.members();
+        let others: Vec<(NodeId, String)> =
+            members.voters.into_iter().chain(members.learners).filter(|(id, _)| *id != self.node_id()).collect();
+        let peers = &self.transport().peers;
+        let waits = others.iter().map(|(id, addr)| async move {
+            let confirmed = forward::wait_applied(peers, addr, GroupId::Meta, index, timeout).await;
+            (*id, matches!(confirmed, Ok(true)))
+        });
+        let outcomes = futures_util::future::join_all(waits).await;
+        Ok(outcomes.into_iter().filter(|(_, confirmed)| !confirmed).map(|(id, _)| id).collect())
+    }
+
     /// Plants the harness's stale-read bug (see `crate::config::PlantedBug`); debug builds only.
     pub fn plant_stale_tag_reads(&self) {
         self.inner.stale_tag_reads.store(true, std::sync::atomic::Ordering::Relaxed);

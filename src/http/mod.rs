@@ -87,7 +87,7 @@ pub fn router(
 }
 
 async fn readyz(State(state): State<HttpState>) -> Response {
-    if state.registry.ready().await {
+    if state.registry.ready().await && state.identity.ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()

@@ -35,6 +35,9 @@ use crate::cluster::Cluster;
 use crate::config::AuthConfig;
 use crate::limits::LoginGuard;
 
+/// How long an identity write waits for every node to apply it.
+const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Handle to identity and access; cheap to clone.
 #[derive(Clone)]
 pub struct Identity {
@@ -88,10 +91,18 @@ impl Identity {
         &self.inner.cluster
     }
 
-    /// Proposes an identity write and turns a refusal into an error.
+    /// Proposes an identity write, turns a refusal into an error, and returns once every
+    /// reachable node has applied it: a revoked key, session or grant stops working on all of
+    /// them before the caller hears it is done.
     async fn write(&self, command: IdentityCommand) -> Result<()> {
         match self.cluster().propose_meta(command).await? {
-            Applied::IdentityChanged => Ok(()),
+            Applied::IdentityChanged => {
+                let unconfirmed = self.cluster().settle_meta(SETTLE_TIMEOUT).await?;
+                if !unconfirmed.is_empty() {
+                    tracing::warn!(?unconfirmed, "an identity change is not yet applied on every node");
+                }
+                Ok(())
+            }
             Applied::Rejected(Rejection::Identity(rejection)) => Err(IdentityError::refused(rejection)),
             other => {
                 tracing::error!(?other, "unexpected outcome of an identity write");

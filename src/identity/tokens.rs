@@ -93,6 +93,11 @@ impl Identity {
         Ok(ring)
     }
 
+    /// Whether tokens can be issued and checked: identity is off, or a signing key exists.
+    pub fn ready(&self) -> bool {
+        !self.enabled() || self.keyring().is_ok()
+    }
+
     /// The public keys tokens are verified with, as a JSON Web Key Set.
     pub fn jwks(&self) -> Result<serde_json::Value> {
         // Keys past their retirement verify nothing, so they are not published either.
