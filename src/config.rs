@@ -81,6 +81,13 @@ pub struct AuthConfig {
     pub allow_signup: bool,
     /// Users who administer the registry, in addition to those marked so in the state.
     pub admins: Vec<String>,
+    /// The registry's public base URL, for links in mail; by default `http://<listen>`.
+    pub public_url: Option<String>,
+    /// The sender of verification and password-reset mail.
+    pub mail_from: String,
+    /// Where mail is written, one RFC 5322 file per message, for the deployment's relay; by
+    /// default `<data_dir>/outbox`.
+    pub mail_outbox: Option<PathBuf>,
 }
 
 impl Default for AuthConfig {
@@ -95,6 +102,9 @@ impl Default for AuthConfig {
             key_rotation_days: 30,
             allow_signup: true,
             admins: Vec::new(),
+            public_url: None,
+            mail_from: "Gati Registry <no-reply@localhost>".into(),
+            mail_outbox: None,
         }
     }
 }

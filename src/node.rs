@@ -223,7 +223,12 @@ impl Node {
             )
         });
         let request_limits = config.limits_enabled().then(|| Arc::new(RequestLimits::new(limits)));
-        let identity = Identity::new(cluster.clone(), config.auth.clone(), login_guard);
+        let mailer = crate::identity::Mailer {
+            outbox: config.auth.mail_outbox.clone().unwrap_or_else(|| config.data_dir.join("outbox")),
+            from: config.auth.mail_from.clone(),
+            public_url: config.auth.public_url.clone().unwrap_or_else(|| format!("http://{}", config.listen)),
+        };
+        let identity = Identity::new(cluster.clone(), config.auth.clone(), login_guard, Some(mailer));
         if identity.enabled() {
             background.push(tokio::spawn(identity.clone().run_key_maintenance()));
         } else {

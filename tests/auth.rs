@@ -83,11 +83,7 @@ fn sign_up(addr: &str, user: &str) {
 }
 
 fn session(addr: &str, user: &str) -> (String, String) {
-    let body = json!({ "login": user, "password": password(user) });
-    let r = call(addr, "POST", "/api/v1/auth/login", &Auth::None, Some(&body));
-    assert_eq!(r.status, 200, "login of {user}: {}", r.text());
-    let json = r.json();
-    (json["accessToken"].as_str().unwrap().to_owned(), json["refreshToken"].as_str().unwrap().to_owned())
+    session_with(addr, user, &password(user))
 }
 
 /// A registry token from `GET /token` for `scope`, authenticated by `auth`.
@@ -890,4 +886,91 @@ fn the_audit_log_records_writes_and_private_access_for_namespace_admins() {
         Some(&json!({ "verifiedPublisher": false })),
     );
     assert_eq!(r.status, 403, "only registry administrators verify");
+}
+
+/// The one-time token in the newest outbox message to `to` (polled: mail is written right
+/// after the write that creates its token).
+fn mailed_token(outbox: &Path, to: &str, subject: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut messages: Vec<_> = std::fs::read_dir(outbox)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        messages.sort();
+        for path in messages.iter().rev() {
+            let text = std::fs::read_to_string(path).unwrap();
+            if text.contains(&format!("To: {to}\r\n")) && text.contains(&format!("Subject: {subject}\r\n")) {
+                let token = text.split("token=").nth(1).unwrap().split_whitespace().next().unwrap();
+                return token.to_owned();
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no mail {subject:?} to {to} in {}", outbox.display());
+        common::pause(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn email_verification_and_password_reset_work_once_by_mailed_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = start(dir.path(), "");
+    let addr = reg.addr();
+    let outbox = dir.path().join("data").join("outbox");
+    sign_up(&addr, "alice");
+    let (session_before, _) = session(&addr, "alice");
+    let me = |token: &str| call(&addr, "GET", "/api/v1/user", &Auth::bearer(token), None);
+    assert_eq!(me(&session_before).json()["emailVerified"], false);
+
+    // Verification: the mailed token works once; a forged secret never.
+    let token = mailed_token(&outbox, "alice@example.com", "Verify your email address");
+    let verify =
+        |token: &str| call(&addr, "POST", "/api/v1/auth/verify-email", &Auth::None, Some(&json!({ "token": token })));
+    let (id, _) = token.split_once('.').unwrap();
+    assert_eq!(verify(&format!("{id}.{}", "0".repeat(64))).status, 422, "a forged secret");
+    assert_eq!(verify(&token).status, 204);
+    assert_eq!(me(&session_before).json()["emailVerified"], true);
+    assert_eq!(verify(&token).status, 422, "a used link");
+
+    // Reset: unknown addresses get the same answer and no mail.
+    let reset =
+        |email: &str| call(&addr, "POST", "/api/v1/auth/password-reset", &Auth::None, Some(&json!({ "email": email })));
+    let mails = || std::fs::read_dir(&outbox).unwrap().count();
+    let before = mails();
+    assert_eq!(reset("nobody@example.com").status, 202);
+    assert_eq!(mails(), before, "no mail for an unknown address");
+    common::pause(Duration::from_millis(1100)); // token times have second resolution
+    assert_eq!(reset("alice@example.com").status, 202);
+    let token = mailed_token(&outbox, "alice@example.com", "Reset your password");
+    let confirm = |token: &str, password: &str| {
+        let body = json!({ "token": token, "password": password });
+        call(&addr, "POST", "/api/v1/auth/password-reset/confirm", &Auth::None, Some(&body))
+    };
+    assert_eq!(confirm(&token, "short").status, 422, "the password policy holds");
+    assert_eq!(confirm(&token, "a brand new passphrase").status, 204);
+    assert_eq!(confirm(&token, "another new passphrase").status, 422, "a used link");
+    assert_eq!(me(&session_before).status, 401, "sessions from before the reset end");
+    let login = |password: &str| {
+        call(&addr, "POST", "/api/v1/auth/login", &Auth::None, Some(&json!({ "login": "alice", "password": password })))
+            .status
+    };
+    assert_eq!(login(&password("alice")), 401);
+    assert_eq!(login("a brand new passphrase"), 200);
+    // An address already verified needs no new link.
+    let (session_after, _) = session_with(&addr, "alice", "a brand new passphrase");
+    assert_eq!(
+        call(&addr, "POST", "/api/v1/auth/verify-email/resend", &Auth::bearer(&session_after), None).status,
+        409
+    );
+}
+
+fn session_with(addr: &str, user: &str, password: &str) -> (String, String) {
+    let r =
+        call(addr, "POST", "/api/v1/auth/login", &Auth::None, Some(&json!({ "login": user, "password": password })));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let json = r.json();
+    (json["accessToken"].as_str().unwrap().to_owned(), json["refreshToken"].as_str().unwrap().to_owned())
 }

@@ -172,6 +172,10 @@ pub(super) fn routes() -> Router<HttpState> {
         .route("/api/v1/auth/refresh", post(refresh))
         .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/auth/logout-everywhere", post(logout_everywhere))
+        .route("/api/v1/auth/verify-email", post(verify_email))
+        .route("/api/v1/auth/verify-email/resend", post(resend_verification))
+        .route("/api/v1/auth/password-reset", post(password_reset))
+        .route("/api/v1/auth/password-reset/confirm", post(password_reset_confirm))
         .route("/api/v1/user", get(whoami))
         .route("/api/v1/user/password", put(change_password))
         .route("/api/v1/user/keys", get(list_keys).post(create_key))
@@ -250,6 +254,53 @@ async fn logout(State(state): State<HttpState>, request: Request) -> ApiResult {
 async fn logout_everywhere(State(state): State<HttpState>, headers: HeaderMap) -> ApiResult {
     let principal = principal(&state, &headers, Class::Write).await?;
     state.identity.sign_out_everywhere(&principal).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailToken {
+    token: String,
+}
+
+async fn verify_email(State(state): State<HttpState>, request: Request) -> ApiResult {
+    let (headers, bytes) = read_body(request).await?;
+    let EmailToken { token } = body(&headers, &bytes)?;
+    state.identity.verify_email(&token).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn resend_verification(State(state): State<HttpState>, headers: HeaderMap) -> ApiResult {
+    let principal = principal(&state, &headers, Class::Write).await?;
+    state.identity.resend_verification(&principal).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetRequest {
+    email: String,
+}
+
+async fn password_reset(State(state): State<HttpState>, request: Request) -> ApiResult {
+    let (headers, bytes) = read_body(request).await?;
+    let ResetRequest { email } = body(&headers, &bytes)?;
+    state.identity.request_password_reset(&email).await?;
+    // The same answer whether or not an account has the address.
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetConfirm {
+    token: String,
+    password: String,
+}
+
+async fn password_reset_confirm(State(state): State<HttpState>, request: Request) -> ApiResult {
+    let (headers, bytes) = read_body(request).await?;
+    let ResetConfirm { token, password } = body(&headers, &bytes)?;
+    state.identity.reset_password(&token, &password).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

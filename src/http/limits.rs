@@ -30,8 +30,14 @@ pub(super) enum Class {
 impl Class {
     /// The class of a request by its method, path and whether it carries credentials.
     pub(super) fn of(method: &Method, path: &str, headers: &HeaderMap) -> Class {
-        let sign_in = matches!(path, "/api/v1/auth/login" | "/api/v1/auth/refresh")
-            || (path == "/api/v1/users" && *method == Method::POST)
+        let sign_in = matches!(
+            path,
+            "/api/v1/auth/login"
+                | "/api/v1/auth/refresh"
+                | "/api/v1/auth/verify-email"
+                | "/api/v1/auth/password-reset"
+                | "/api/v1/auth/password-reset/confirm"
+        ) || (path == "/api/v1/users" && *method == Method::POST)
             || (path == "/token" && (*method == Method::POST || headers.contains_key(header::AUTHORIZATION)));
         if sign_in {
             Class::Login

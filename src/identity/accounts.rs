@@ -84,6 +84,14 @@ fn signed_in(principal: &Principal) -> Result<&AccountName> {
     principal.user_name().ok_or_else(|| IdentityError::Unauthenticated("sign in first".into()))
 }
 
+/// Hashes a new password off the async workers; returns its PHC string.
+pub(super) async fn hash_off_thread(password: String) -> Result<String> {
+    let hash = blocking(move || hash_password(&password))
+        .await?
+        .map_err(|e| IdentityError::internal(&e, "password hashing"))?;
+    Ok(hash.as_phc_str().to_owned())
+}
+
 /// A password check costs tens of milliseconds of CPU; it runs off the async workers.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(work).await.map_err(|e| IdentityError::internal(&e, "password hashing"))
@@ -119,6 +127,7 @@ impl Identity {
             created_at: now(),
         };
         self.write(IdentityCommand::CreateUser { user: Box::new(user.clone()) }).await?;
+        self.send_verification(&user.name, &user.email).await;
         Ok(UserView::of(&user, true))
     }
 

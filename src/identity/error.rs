@@ -85,6 +85,9 @@ impl IdentityError {
             IdentityRejection::IdTaken => IdentityError::Conflict("the id is already in use; try again".into()),
             IdentityRejection::SessionUnknown => IdentityError::NotFound("session"),
             IdentityRejection::NamespaceUnknown => IdentityError::NotFound("namespace"),
+            IdentityRejection::TokenUnusable => {
+                IdentityError::Invalid("the link is invalid, expired or already used".into())
+            }
         }
     }
 }

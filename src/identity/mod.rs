@@ -14,6 +14,7 @@ mod accounts;
 mod api_keys;
 mod audit;
 pub mod error;
+mod mail;
 mod tokens;
 
 use std::collections::BTreeSet;
@@ -29,6 +30,7 @@ pub use api_keys::{ApiKeyView, NewApiKeyRequest};
 pub use audit::AuditEntry;
 pub use error::{IdentityError, Result};
 pub use gati_auth::policy::{Action, Decision, Principal};
+pub use mail::Mailer;
 pub use tokens::{RegistryToken, TokenPair};
 
 use crate::cluster::Cluster;
@@ -55,6 +57,8 @@ struct Inner {
     login_guard: Option<LoginGuard>,
     /// The node's audit queue, when identity is on.
     audit: Option<audit::AuditQueue>,
+    /// Where verification and reset mail goes, when identity is on.
+    mailer: Option<Mailer>,
 }
 
 /// The current time in unix seconds.
@@ -64,12 +68,15 @@ pub fn now() -> u64 {
 
 impl Identity {
     /// Builds the facade. Names in `config.admins` were validated with the configuration;
-    /// `login_guard` locks names out after failed sign-ins (none: never). With identity on, it
+    /// `login_guard` locks names out after failed sign-ins (none: never); `mailer` sends
+    /// verification and reset links (none: no mail). With identity on, it
     /// starts the node's audit queue, so it must be called inside the runtime.
-    pub fn new(cluster: Cluster, config: AuthConfig, login_guard: Option<LoginGuard>) -> Self {
+    pub fn new(cluster: Cluster, config: AuthConfig, login_guard: Option<LoginGuard>, mailer: Option<Mailer>) -> Self {
         let admins = config.admins.iter().filter_map(|a| a.parse().ok()).collect();
         let audit = config.enabled.then(|| audit::AuditQueue::start(cluster.clone()));
-        Identity { inner: Arc::new(Inner { cluster, config, admins, keyring: Mutex::new(None), login_guard, audit }) }
+        let mailer = mailer.filter(|_| config.enabled);
+        let keyring = Mutex::new(None);
+        Identity { inner: Arc::new(Inner { cluster, config, admins, keyring, login_guard, audit, mailer }) }
     }
 
     /// Whether requests are authenticated and authorised at all.

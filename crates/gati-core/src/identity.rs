@@ -613,6 +613,33 @@ pub struct SigningKeys {
     pub keys: Vec<SigningKeyRecord>,
 }
 
+/// What an emailed one-time token is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailTokenPurpose {
+    /// Proves the user receives mail at their address.
+    VerifyEmail,
+    /// Lets the user choose a new password.
+    ResetPassword,
+}
+
+/// A one-time token sent by email, stored by its id with only a hash of its secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailTokenRecord {
+    /// Its public id (32 lowercase hex characters).
+    pub id: SessionId,
+    /// The user it was sent to.
+    pub user: AccountName,
+    /// What it is for.
+    pub purpose: EmailTokenPurpose,
+    /// Hex SHA-256 of its secret.
+    pub secret_sha256: String,
+    /// When it stops working (unix seconds).
+    pub expires_at: u64,
+    /// When it was used, if it was (a token works once).
+    pub used_at: Option<u64>,
+}
+
 /// How a request ended, as the audit log records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -779,6 +806,24 @@ pub enum IdentityCommand {
         /// The time (unix seconds).
         at: u64,
     },
+    /// Stores an emailed one-time token.
+    CreateEmailToken {
+        /// The token.
+        token: Box<EmailTokenRecord>,
+    },
+    /// Uses an emailed token: verifies the user's email, or (with `password`, a new Argon2id
+    /// PHC string) replaces their password and ends their sessions. Refused when the token is
+    /// unknown, used, expired at `at`, or for another purpose.
+    RedeemEmailToken {
+        /// The token.
+        id: SessionId,
+        /// What the caller means to use it for.
+        purpose: EmailTokenPurpose,
+        /// The new password hash, for a reset.
+        password: Option<String>,
+        /// The time of use (unix seconds).
+        at: u64,
+    },
     /// Appends entries to namespaces' audit logs (a node's buffered entries, in one write).
     AppendAudit {
         /// Each entry with the namespace whose log it belongs to.
@@ -841,6 +886,8 @@ pub enum IdentityRejection {
     SessionUnknown,
     /// The namespace belongs to no account, or the grant names an account that does not exist.
     NamespaceUnknown,
+    /// The emailed token is unknown, used, expired or for something else.
+    TokenUnusable,
 }
 
 #[cfg(test)]

@@ -13,9 +13,9 @@
 //! drops the oldest, deterministically, so every replica keeps the same ones.
 
 use gati_core::identity::{
-    AccountName, ApiKeyId, ApiKeyRecord, AuditEvent, Email, ExternalIdentity, Grantee, IdentityCommand,
-    IdentityRejection, NamespacePolicy, OrgRecord, OrgRole, SessionId, SessionRecord, SigningKeys, UserChange,
-    UserRecord,
+    AccountName, ApiKeyId, ApiKeyRecord, AuditEvent, Email, EmailTokenPurpose, EmailTokenRecord, ExternalIdentity,
+    Grantee, IdentityCommand, IdentityRejection, NamespacePolicy, OrgRecord, OrgRole, SessionId, SessionRecord,
+    SigningKeys, UserChange, UserRecord,
 };
 use gati_core::{Applied, Namespace, Rejection};
 use serde::Serialize;
@@ -34,6 +34,7 @@ const API_KEY: u8 = b'K';
 const KEYS_OF: u8 = b'k';
 const SESSION: u8 = b'Z';
 const SIGNING_KEYS: &[u8] = b"G";
+const EMAIL_TOKEN: u8 = b'V';
 const AUDIT: u8 = b'A';
 const AUDIT_SEQ: &[u8] = b"Q";
 const AUDIT_COUNT: u8 = b'C';
@@ -241,6 +242,41 @@ impl Pending<'_> {
                 self.write(AUDIT_SEQ.to_vec(), &seq)?;
                 Ok(Applied::IdentityChanged)
             }
+            IdentityCommand::CreateEmailToken { token } => {
+                let id_key = key(EMAIL_TOKEN, &[token.id.as_str()]);
+                if self.contains(&id_key)? {
+                    return refused(IdentityRejection::IdTaken);
+                }
+                if self.user(&token.user)?.is_none() {
+                    return refused(IdentityRejection::UserUnknown { name: token.user.clone() });
+                }
+                self.write(id_key, token.as_ref())?;
+                Ok(Applied::IdentityChanged)
+            }
+            IdentityCommand::RedeemEmailToken { id, purpose, password, at } => {
+                let id_key = key(EMAIL_TOKEN, &[id.as_str()]);
+                let Some(mut token) = self.read::<EmailTokenRecord>(&id_key)? else {
+                    return refused(IdentityRejection::TokenUnusable);
+                };
+                let fits = token.purpose == *purpose
+                    && token.used_at.is_none()
+                    && token.expires_at > *at
+                    && password.is_some() == (*purpose == EmailTokenPurpose::ResetPassword);
+                if !fits {
+                    return refused(IdentityRejection::TokenUnusable);
+                }
+                let change = match password {
+                    Some(hash) => UserChange::SetPassword { hash: hash.clone(), at: *at },
+                    None => UserChange::VerifyEmail,
+                };
+                let outcome = self.update_user(&token.user, &change)?;
+                if outcome != Applied::IdentityChanged {
+                    return Ok(outcome);
+                }
+                token.used_at = Some(*at);
+                self.write(id_key, &token)?;
+                Ok(Applied::IdentityChanged)
+            }
             IdentityCommand::SetOrgVerified { org: name, verified } => {
                 let Some(mut org) = self.org(name)? else {
                     return refused(IdentityRejection::OrgUnknown { name: name.clone() });
@@ -434,6 +470,11 @@ impl StateMachine {
     /// Returns the token-signing keys.
     pub fn signing_keys(&self) -> Result<SigningKeys> {
         Ok(self.read(SIGNING_KEYS)?.unwrap_or_default())
+    }
+
+    /// Returns an emailed one-time token.
+    pub fn email_token(&self, id: &SessionId) -> Result<Option<EmailTokenRecord>> {
+        self.read(&key(EMAIL_TOKEN, &[id.as_str()]))
     }
 
     /// Returns up to `limit` audit entries of a namespace with their sequence numbers, oldest
@@ -688,6 +729,41 @@ mod tests {
         assert_eq!(kept.iter().map(|(_, e)| e.at_ms).collect::<Vec<_>>(), [4, 5, 6, 7, 8]);
         let (other, _) = sm.audit(&acme, 0, 100).unwrap();
         assert_eq!(other.len(), 4, "another namespace's log is untouched");
+    }
+
+    #[test]
+    fn emailed_tokens_work_once_before_they_expire_and_for_their_purpose_only() {
+        use gati_core::identity::{EmailTokenPurpose as P, EmailTokenRecord};
+        let (_d, sm) = open(GroupId::Meta);
+        apply(&sm, Id::CreateUser { user: user("alice", "a@x.io") });
+        let token = |id: &str, purpose| EmailTokenRecord {
+            id: id.parse().unwrap(),
+            user: name("alice"),
+            purpose,
+            secret_sha256: "00".repeat(32),
+            expires_at: 100,
+            used_at: None,
+        };
+        let verify = token("00000000000000000000000000000001", P::VerifyEmail);
+        let reset = token("00000000000000000000000000000002", P::ResetPassword);
+        for t in [&verify, &reset] {
+            assert_eq!(apply(&sm, Id::CreateEmailToken { token: Box::new(t.clone()) }), Applied::IdentityChanged);
+        }
+        let redeem = |t: &EmailTokenRecord, purpose, password: Option<&str>, at| Id::RedeemEmailToken {
+            id: t.id.clone(),
+            purpose,
+            password: password.map(str::to_owned),
+            at,
+        };
+        assert_eq!(apply(&sm, redeem(&verify, P::ResetPassword, Some("$new"), 10)), refused(Why::TokenUnusable));
+        assert_eq!(apply(&sm, redeem(&verify, P::VerifyEmail, None, 100)), refused(Why::TokenUnusable), "expired");
+        assert_eq!(apply(&sm, redeem(&verify, P::VerifyEmail, None, 10)), Applied::IdentityChanged);
+        assert!(sm.user(&name("alice")).unwrap().unwrap().email_verified);
+        assert_eq!(apply(&sm, redeem(&verify, P::VerifyEmail, None, 11)), refused(Why::TokenUnusable), "used");
+        assert_eq!(apply(&sm, redeem(&reset, P::ResetPassword, Some("$new"), 20)), Applied::IdentityChanged);
+        let alice = sm.user(&name("alice")).unwrap().unwrap();
+        assert_eq!((alice.password.as_deref(), alice.tokens_valid_after), (Some("$new"), 20));
+        assert_eq!(apply(&sm, redeem(&reset, P::ResetPassword, Some("$other"), 21)), refused(Why::TokenUnusable));
     }
 
     #[test]
