@@ -88,6 +88,8 @@ pub struct AuthConfig {
     /// Where mail is written, one RFC 5322 file per message, for the deployment's relay; by
     /// default `<data_dir>/outbox`.
     pub mail_outbox: Option<PathBuf>,
+    /// External OpenID Connect providers users may sign in with (`[[auth.oidc]]`).
+    pub oidc: Vec<gati_oidc::ProviderConfig>,
 }
 
 impl Default for AuthConfig {
@@ -105,6 +107,7 @@ impl Default for AuthConfig {
             public_url: None,
             mail_from: "Gati Registry <no-reply@localhost>".into(),
             mail_outbox: None,
+            oidc: Vec::new(),
         }
     }
 }
@@ -385,6 +388,9 @@ impl Config {
         }
         if self.auth.key_rotation_days == 0 {
             return Err(ConfigError::Invalid("auth.key_rotation_days must be at least 1".into()));
+        }
+        for provider in &self.auth.oidc {
+            provider.validate().map_err(|e| ConfigError::Invalid(format!("auth.oidc: {e}")))?;
         }
         for admin in &self.auth.admins {
             admin

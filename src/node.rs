@@ -228,7 +228,8 @@ impl Node {
             from: config.auth.mail_from.clone(),
             public_url: config.auth.public_url.clone().unwrap_or_else(|| format!("http://{}", config.listen)),
         };
-        let identity = Identity::new(cluster.clone(), config.auth.clone(), login_guard, Some(mailer));
+        let identity = Identity::new(cluster.clone(), config.auth.clone(), login_guard, Some(mailer))
+            .map_err(|why| NodeError::Config(ConfigError::Invalid(format!("auth.oidc: {why}"))))?;
         if identity.enabled() {
             background.push(tokio::spawn(identity.clone().run_key_maintenance()));
         } else {

@@ -172,6 +172,8 @@ pub(super) fn routes() -> Router<HttpState> {
         .route("/api/v1/auth/refresh", post(refresh))
         .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/auth/logout-everywhere", post(logout_everywhere))
+        .route("/api/v1/auth/oidc/{provider}/start", get(oidc_start))
+        .route("/api/v1/auth/oidc/{provider}/callback", get(oidc_callback))
         .route("/api/v1/auth/verify-email", post(verify_email))
         .route("/api/v1/auth/verify-email/resend", post(resend_verification))
         .route("/api/v1/auth/password-reset", post(password_reset))
@@ -255,6 +257,67 @@ async fn logout_everywhere(State(state): State<HttpState>, headers: HeaderMap) -
     let principal = principal(&state, &headers, Class::Write).await?;
     state.identity.sign_out_everywhere(&principal).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The cookie that carries an external sign-in's sealed state between start and callback.
+const OIDC_COOKIE: &str = "gati_oidc";
+
+fn oidc_cookie(state: &HttpState, value: &str, max_age: u64) -> String {
+    let secure = if state.identity.public_url_is_https() { "; Secure" } else { "" };
+    format!("{OIDC_COOKIE}={value}; Path=/api/v1/auth/oidc; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+}
+
+/// `GET /api/v1/auth/oidc/{provider}/start`: sends the browser to the provider.
+async fn oidc_start(State(state): State<HttpState>, Path(provider): Path<String>) -> ApiResult {
+    let callback = state.identity.oidc_callback_url(&provider);
+    let (url, sealed) = state.identity.oidc_begin(&provider, &callback).await?;
+    let mut response = StatusCode::FOUND.into_response();
+    let headers = response.headers_mut();
+    let location = url.parse().map_err(|_| Problem::from(IdentityError::Internal))?;
+    headers.insert(header::LOCATION, location);
+    let cookie = oidc_cookie(&state, &sealed, 600).parse().map_err(|_| Problem::from(IdentityError::Internal))?;
+    headers.insert(header::SET_COOKIE, cookie);
+    headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// `GET /api/v1/auth/oidc/{provider}/callback`: the browser back from the provider; answers
+/// with the session's tokens.
+async fn oidc_callback(State(state): State<HttpState>, Path(provider): Path<String>, request: Request) -> ApiResult {
+    let query: Callback = serde_urlencoded::from_str(request.uri().query().unwrap_or_default())
+        .map_err(|e| Problem::bad_request(format!("invalid callback: {e}")))?;
+    if let Some(error) = query.error {
+        let why = query.error_description.unwrap_or_default();
+        return Err(IdentityError::Unauthenticated(format!("the provider refused: {error} {why}")).into());
+    }
+    let (Some(code), Some(returned_state)) = (query.code, query.state) else {
+        return Err(Problem::bad_request("code and state are required"));
+    };
+    let sealed = request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == OIDC_COOKIE)
+        .map(|(_, value)| value.to_owned())
+        .ok_or_else(|| IdentityError::Unauthenticated("the sign-in cookie is missing; start again".into()))?;
+    let callback = state.identity.oidc_callback_url(&provider);
+    let (user, tokens) = state.identity.oidc_finish(&provider, &callback, &code, &returned_state, &sealed).await?;
+    let mut response = json_ok(StatusCode::OK, tokens_json(Some(&user), &tokens));
+    if let Ok(clear) = oidc_cookie(&state, "", 0).parse() {
+        response.headers_mut().insert(header::SET_COOKIE, clear);
+    }
+    Ok(response)
 }
 
 #[derive(Deserialize)]

@@ -48,7 +48,7 @@ pub struct UserView {
 }
 
 impl UserView {
-    fn of(user: &UserRecord, private: bool) -> UserView {
+    pub(super) fn of(user: &UserRecord, private: bool) -> UserView {
         UserView {
             name: user.name.clone(),
             namespace: user.name.user_namespace().to_string(),

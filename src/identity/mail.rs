@@ -42,7 +42,7 @@ fn sha256_hex(text: &str) -> String {
 }
 
 /// Compares two strings in time that depends only on their lengths.
-fn same(a: &str, b: &str) -> bool {
+pub(super) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -15,6 +15,7 @@ mod api_keys;
 mod audit;
 pub mod error;
 mod mail;
+mod oidc;
 mod tokens;
 
 use std::collections::BTreeSet;
@@ -59,6 +60,10 @@ struct Inner {
     audit: Option<audit::AuditQueue>,
     /// Where verification and reset mail goes, when identity is on.
     mailer: Option<Mailer>,
+    /// External sign-in providers, by name.
+    oidc: std::collections::BTreeMap<String, Arc<gati_oidc::Provider>>,
+    /// The registry's public base URL, for links and sign-in callbacks.
+    public_url: String,
 }
 
 /// The current time in unix seconds.
@@ -70,13 +75,22 @@ impl Identity {
     /// Builds the facade. Names in `config.admins` were validated with the configuration;
     /// `login_guard` locks names out after failed sign-ins (none: never); `mailer` sends
     /// verification and reset links (none: no mail). With identity on, it
-    /// starts the node's audit queue, so it must be called inside the runtime.
-    pub fn new(cluster: Cluster, config: AuthConfig, login_guard: Option<LoginGuard>, mailer: Option<Mailer>) -> Self {
+    /// starts the node's audit queue, so it must be called inside the runtime. Fails when an
+    /// external sign-in provider's settings are unusable.
+    pub fn new(
+        cluster: Cluster,
+        config: AuthConfig,
+        login_guard: Option<LoginGuard>,
+        mailer: Option<Mailer>,
+    ) -> std::result::Result<Self, String> {
         let admins = config.admins.iter().filter_map(|a| a.parse().ok()).collect();
+        let oidc = if config.enabled { oidc::providers(&config.oidc)? } else { Default::default() };
         let audit = config.enabled.then(|| audit::AuditQueue::start(cluster.clone()));
+        let public_url = mailer.as_ref().map(|m| m.public_url.trim_end_matches('/').to_owned()).unwrap_or_default();
         let mailer = mailer.filter(|_| config.enabled);
         let keyring = Mutex::new(None);
-        Identity { inner: Arc::new(Inner { cluster, config, admins, keyring, login_guard, audit, mailer }) }
+        let inner = Inner { cluster, config, admins, keyring, login_guard, audit, mailer, oidc, public_url };
+        Ok(Identity { inner: Arc::new(inner) })
     }
 
     /// Whether requests are authenticated and authorised at all.
@@ -92,6 +106,16 @@ impl Identity {
     /// The configured token endpoint, if one is set (otherwise derived from the request).
     pub fn realm(&self) -> Option<&str> {
         self.inner.config.realm.as_deref()
+    }
+
+    /// Where a provider sends the browser back after an external sign-in.
+    pub fn oidc_callback_url(&self, provider: &str) -> String {
+        format!("{}/api/v1/auth/oidc/{provider}/callback", self.inner.public_url)
+    }
+
+    /// Whether sign-in cookies need the `Secure` attribute (the registry is served over https).
+    pub fn public_url_is_https(&self) -> bool {
+        self.inner.public_url.starts_with("https://")
     }
 
     fn cluster(&self) -> &Cluster {

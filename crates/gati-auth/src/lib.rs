@@ -23,4 +23,4 @@ pub use password::{PasswordHash, check_password_policy, hash_password, verify_ag
 pub use pattern::RepoPattern;
 pub use scope::{Scope, ScopeAction, ScopeResource, parse_scopes};
 pub use signing::{Keyring, SigningKey, VerifyingKey};
-pub use token::{Claims, ResourceAccess, TokenKind};
+pub use token::{Claims, ResourceAccess, Sealed, TokenKind};

@@ -186,6 +186,67 @@ impl Keyring {
     }
 }
 
+/// A short-lived value the registry hands to a client and must get back unaltered (the state of
+/// an external sign-in, kept in a cookie): signed like a token, never accepted as one, because
+/// its audience is its own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealed<T> {
+    /// What the value is for; checked on opening.
+    pub aud: String,
+    /// When it stops being accepted (unix seconds).
+    pub exp: u64,
+    /// The value.
+    pub value: T,
+}
+
+impl Keyring {
+    /// Signs `sealed` with the active key.
+    pub fn seal<T: Serialize>(&self, sealed: &Sealed<T>) -> Result<String> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.active.kid().to_string());
+        let key = EncodingKey::from_ed_der(self.active.pkcs8_der());
+        let text = jsonwebtoken::encode(&header, sealed, &key)
+            .map_err(|error| AuthError::Crypto(format!("sealing failed: {error}")))?;
+        if text.len() > MAX_TOKEN_LEN {
+            return Err(AuthError::TokenTooLarge);
+        }
+        Ok(text)
+    }
+
+    /// Opens a value sealed by [`Keyring::seal`] for `audience`, refusing it after its `exp`.
+    pub fn open<T: for<'de> Deserialize<'de>>(&self, text: &str, now: u64, audience: &str) -> Result<T> {
+        if text.len() > MAX_TOKEN_LEN {
+            return Err(invalid("longer than 8 KiB"));
+        }
+        let header = read_unverified_header(text)?;
+        if header.alg != ACCEPTED_ALG {
+            return Err(invalid("signing algorithm not accepted"));
+        }
+        let Some(kid) = header.kid else {
+            return Err(AuthError::UnknownKey { kid: String::new() });
+        };
+        let public = self.public_key_for(&kid, now)?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        let sealed = jsonwebtoken::decode::<Sealed<T>>(text, &DecodingKey::from_ed_der(public), &validation)
+            .map_err(|error| match error.kind() {
+                ErrorKind::InvalidSignature => invalid("bad signature"),
+                _ => invalid("malformed sealed value"),
+            })?
+            .claims;
+        if sealed.aud != audience {
+            return Err(invalid("wrong audience"));
+        }
+        if sealed.exp <= now {
+            return Err(AuthError::TokenExpired);
+        }
+        Ok(sealed.value)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,5 +519,18 @@ mod tests {
             })
             .collect();
         assert_eq!(ring.issue(&greedy), Err(AuthError::TokenTooLarge));
+    }
+
+    #[test]
+    fn sealed_values_open_only_unaltered_in_time_and_for_their_audience() {
+        let ring = Keyring::new(SigningKey::generate().unwrap());
+        let sealed = Sealed { aud: "oidc".to_owned(), exp: NOW + 60, value: ("state".to_owned(), 7u32) };
+        let text = ring.seal(&sealed).unwrap();
+        assert_eq!(ring.open::<(String, u32)>(&text, NOW, "oidc").unwrap(), ("state".to_owned(), 7));
+        assert!(ring.open::<(String, u32)>(&text, NOW, "other").is_err(), "another audience");
+        assert!(matches!(ring.open::<(String, u32)>(&text, NOW + 60, "oidc"), Err(AuthError::TokenExpired)));
+        let other = Keyring::new(SigningKey::generate().unwrap());
+        assert!(other.open::<(String, u32)>(&text, NOW, "oidc").is_err(), "another key");
+        assert!(ring.verify(&text, NOW, "oidc", ISS).is_err(), "a sealed value is never a token");
     }
 }
