@@ -5,6 +5,9 @@
 #   PyPI:            oras (oras-py)                       (pip, only if `import oras.client` fails)
 #   crates.io:       s3s-fs, the S3 test server            (scripts/s3-server.sh install, only if
 #                                                          not in the tool cache; a few minutes)
+#   npm:             oidc-provider, the OpenID Connect     (scripts/oidc-provider.sh install, only
+#                    provider of the sign-in tests         if not in the tool cache; needs Node.js
+#                                                          >= 20.19 and npm; a few seconds)
 # Idempotent and fast when everything is present (no network then). Needs root (or passwordless
 # sudo) only when something is missing. Works on a fresh Debian with just rust + python3 + pip.
 set -euo pipefail
@@ -96,4 +99,14 @@ else
     log "installing s3s-fs"
     bash "$S3_SERVER_SCRIPT" install
     log "installed s3s-fs ($(bash "$S3_SERVER_SCRIPT" path))"
+fi
+
+# ---- oidc-provider (OpenID Connect provider for the sign-in tests) -----------------------------
+OIDC_PROVIDER_SCRIPT="$(dirname "${BASH_SOURCE[0]}")/oidc-provider.sh"
+if oidc_path="$(bash "$OIDC_PROVIDER_SCRIPT" path 2>/dev/null)"; then
+    log "oidc-provider present ($oidc_path)"
+else
+    log "installing oidc-provider"
+    bash "$OIDC_PROVIDER_SCRIPT" install
+    log "installed oidc-provider ($(bash "$OIDC_PROVIDER_SCRIPT" path))"
 fi

@@ -31,12 +31,18 @@ fn password(user: &str) -> String {
 /// A node with authentication on, `root-admin` as registry administrator, and no request
 /// budgets (the tests of budgets set their own).
 fn start(dir: &Path, extra: &str) -> Registry {
+    start_on(common::free_port(), dir, extra)
+}
+
+/// [`start`] on a chosen port (an OpenID provider must know the callback before the registry
+/// starts).
+fn start_on(port: u16, dir: &Path, extra: &str) -> Registry {
     let extra =
         if extra.contains("[limits]") { extra.to_owned() } else { format!("[limits]\nenabled = false\n{extra}") };
     let config = dir.join("node.toml");
     let text = format!("[auth]\nenabled = true\nadmins = [\"root-admin\"]\n{extra}");
     std::fs::write(&config, text).unwrap();
-    let mut reg = Registry::launch_configured(common::free_port(), &dir.join("data"), &config);
+    let mut reg = Registry::launch_configured(port, &dir.join("data"), &config);
     reg.wait_ready();
     // The meta leader creates the first signing key a moment after start.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -621,6 +627,21 @@ fn oci_clients_log_in_push_and_pull_with_credentials() {
     assert!(!bob_push.status.success(), "bob pushed into alice's namespace");
     assert_eq!(call(&addr, "GET", "/v2/users/alice/app/manifests/bob", &Auth::None, None).status, 404);
 
+    // oras (oras-py) logs in, pushes an artifact and a referrer, and pulls it back.
+    let oras_dir = dir.path().join("oras");
+    std::fs::create_dir_all(&oras_dir).unwrap();
+    // (oras-py retries a refused login without end, so wrong credentials are shown with skopeo.)
+    let roundtrip = run_bounded(
+        std::process::Command::new("python3")
+            .arg(common::interop_script("oras_roundtrip.py"))
+            .args(["--registry", &addr, "--workdir"])
+            .arg(&oras_dir)
+            .args(["--repo", "users/alice/artifact", "--username", "alice", "--password", &password("alice")])
+            .stdin(std::process::Stdio::null()),
+        Duration::from_secs(180),
+    );
+    assert!(roundtrip.status.success(), "{}", String::from_utf8_lossy(&roundtrip.stderr));
+
     // podman logs in and pulls what skopeo pushed.
     let storage = dir.path().join("podman");
     let podman = |args: &[&str]| {
@@ -973,4 +994,59 @@ fn session_with(addr: &str, user: &str, password: &str) -> (String, String) {
     assert_eq!(r.status, 200, "{}", r.text());
     let json = r.json();
     (json["accessToken"].as_str().unwrap().to_owned(), json["refreshToken"].as_str().unwrap().to_owned())
+}
+
+#[test]
+fn openid_connect_sign_in_creates_and_finds_the_linked_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let provider = common::oidc::OidcProvider::start(&[common::oidc::callback_uri(&addr, "test")]);
+    let extra = format!(
+        "[[auth.oidc]]\nname = \"test\"\nissuer = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n",
+        provider.issuer,
+        common::oidc::CLIENT_ID,
+        common::oidc::CLIENT_SECRET
+    );
+    let reg = start_on(port, dir.path(), &extra);
+    assert_eq!(reg.addr(), addr);
+
+    // The first sign-in creates the account, linked to the provider's subject.
+    let first = common::oidc::sign_in(&addr, "test", "erin");
+    assert_eq!(first.status, 200, "{}\n{}", first.text(), provider.log_tail(4000));
+    let body = first.json();
+    assert_eq!(body["user"]["name"], "erin");
+    assert_eq!(body["user"]["email"], "erin@oidc.test");
+    assert_eq!(body["user"]["emailVerified"], true);
+    let token = body["accessToken"].as_str().unwrap().to_owned();
+    assert_eq!(call(&addr, "GET", "/api/v1/user", &Auth::bearer(&token), None).json()["name"], "erin");
+    assert_eq!(push_blob(&addr, "users/erin/app", &Auth::bearer(&token), b"from an external sign-in").status, 201);
+    // Signing in again finds the same account instead of making another.
+    let again = common::oidc::sign_in(&addr, "test", "erin");
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(again.json()["user"]["name"], "erin");
+    assert_eq!(call(&addr, "GET", "/api/v1/users/erin-0000", &Auth::None, None).status, 404);
+    // The account has no password: password sign-in is refused.
+    let login = json!({ "login": "erin", "password": common::oidc::PASSWORD });
+    assert_eq!(call(&addr, "POST", "/api/v1/auth/login", &Auth::None, Some(&login)).status, 401);
+
+    // An address already used by another account is never taken over.
+    let body = json!({ "name": "frank", "email": "frank@oidc.test", "password": password("frank") });
+    assert_eq!(call(&addr, "POST", "/api/v1/users", &Auth::None, Some(&body)).status, 201);
+    let takeover = common::oidc::sign_in(&addr, "test", "frank");
+    assert_eq!(takeover.status, 409, "{}", takeover.text());
+
+    // A callback that does not match the browser's own start is refused.
+    let mut browser = common::oidc::Browser::new();
+    let start = browser.get(&format!("http://{addr}/api/v1/auth/oidc/test/start"));
+    assert_eq!(start.status, 302);
+    let location = start.header("location").unwrap().to_owned();
+    let callback = browser.authorize(&location, &common::oidc::callback_uri(&addr, "test"), "gina");
+    let forged_state = callback.replace("state=", "state=x");
+    assert_eq!(browser.get(&forged_state).status, 401, "a changed state");
+    let no_cookie = http::must(&addr, "GET", &callback[callback.find("/api/").unwrap()..], &[], b"");
+    assert_eq!(no_cookie.status, 401, "a callback without the sign-in cookie: {}", no_cookie.text());
+    assert_eq!(call(&addr, "GET", "/api/v1/auth/oidc/nobody/start", &Auth::None, None).status, 404);
+    let refused = call(&addr, "GET", "/api/v1/auth/oidc/test/callback?error=access_denied", &Auth::None, None);
+    assert_eq!(refused.status, 401);
 }

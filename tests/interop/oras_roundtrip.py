@@ -2,6 +2,10 @@
 """Push an OCI artifact with oras-py, pull it back, compare, then push a referrer to it.
 
 Usage: oras_roundtrip.py --registry 127.0.0.1:PORT --workdir DIR [--repo demo/artifact] [--tag v1]
+                         [--username U --password P]
+
+With --username and --password, every request authenticates with them (oras-py's basic-auth
+login, which goes through the registry's token flow).
 
 Steps, each asserted here (exit code != 0 and a message on stderr on any mismatch):
  1. write two random files, push them as layers of an image manifest carrying
@@ -48,6 +52,8 @@ def main():
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--repo", default="demo/artifact")
     ap.add_argument("--tag", default="v1")
+    ap.add_argument("--username")
+    ap.add_argument("--password")
     args = ap.parse_args()
 
     src = os.path.join(args.workdir, "src")
@@ -62,6 +68,8 @@ def main():
             f.write(data)
 
     client = oras.client.OrasClient(hostname=args.registry, insecure=True)
+    if args.username:
+        client.auth.set_basic_auth(args.username, args.password)
     target = "%s/%s:%s" % (args.registry, args.repo, args.tag)
     container = client.get_container(target)
 
