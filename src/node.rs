@@ -232,6 +232,7 @@ impl Node {
             .map_err(|why| NodeError::Config(ConfigError::Invalid(format!("auth.oidc: {why}"))))?;
         if identity.enabled() {
             background.push(tokio::spawn(identity.clone().run_key_maintenance()));
+            background.push(tokio::spawn(identity.clone().run_key_use_writer()));
         } else {
             warn!("authentication is disabled: anyone who can reach this registry may push, pull and delete");
         }

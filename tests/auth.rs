@@ -35,12 +35,15 @@ fn start(dir: &Path, extra: &str) -> Registry {
 }
 
 /// [`start`] on a chosen port (an OpenID provider must know the callback before the registry
-/// starts).
+/// starts). `extra` may begin with more `[auth]` keys, then hold further tables.
 fn start_on(port: u16, dir: &Path, extra: &str) -> Registry {
-    let extra =
-        if extra.contains("[limits]") { extra.to_owned() } else { format!("[limits]\nenabled = false\n{extra}") };
+    let split = extra.find("\n[").map_or(if extra.starts_with('[') { 0 } else { extra.len() }, |i| i + 1);
+    let split = if extra.starts_with('[') { 0 } else { split };
+    let (auth_keys, tables) = extra.split_at(split);
+    let tables =
+        if tables.contains("[limits]") { tables.to_owned() } else { format!("[limits]\nenabled = false\n{tables}") };
     let config = dir.join("node.toml");
-    let text = format!("[auth]\nenabled = true\nadmins = [\"root-admin\"]\n{extra}");
+    let text = format!("[auth]\nenabled = true\nadmins = [\"root-admin\"]\n{auth_keys}\n{tables}");
     std::fs::write(&config, text).unwrap();
     let mut reg = Registry::launch_configured(port, &dir.join("data"), &config);
     reg.wait_ready();
@@ -391,10 +394,22 @@ fn refused_credentials_change_nothing() {
     assert_eq!(try_overwrite(&Auth::Header("Basic %%%".into())), 401);
     assert!(tag_points_at_original());
 
-    // An API key: works, then is revoked everywhere; an expiring key stops on time.
+    // An API key: works (and its last use is recorded), then is revoked everywhere; an
+    // expiring key stops on time.
     let key = api_key(&addr, &alice_session, &["pull", "push"], &[]);
     assert_eq!(push_blob(&addr, "users/alice/app", &Auth::bearer(&key), b"with key").status, 201);
     let id = key.split('_').nth(1).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let keys = call(&addr, "GET", "/api/v1/user/keys", &alice, None).json();
+        let listed = keys["keys"].as_array().unwrap().iter().find(|k| k["id"] == id).cloned().unwrap();
+        assert!(listed.get("key").is_none() && !listed.to_string().contains(&key), "the secret is never listed");
+        if listed["lastUsedAt"].as_u64().is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the key's last use was never recorded: {listed}");
+        common::pause(Duration::from_millis(200));
+    }
     assert_eq!(call(&addr, "DELETE", &format!("/api/v1/user/keys/{id}"), &alice, None).status, 204);
     assert_eq!(push_blob(&addr, "users/alice/app", &Auth::bearer(&key), b"revoked key").status, 401);
     assert_eq!(try_overwrite(&Auth::basic("alice", &key)), 401, "a revoked key as a Basic password");
@@ -1049,4 +1064,29 @@ fn openid_connect_sign_in_creates_and_finds_the_linked_account() {
     assert_eq!(call(&addr, "GET", "/api/v1/auth/oidc/nobody/start", &Auth::None, None).status, 404);
     let refused = call(&addr, "GET", "/api/v1/auth/oidc/test/callback?error=access_denied", &Auth::None, None);
     assert_eq!(refused.status, 401);
+}
+
+#[test]
+fn expired_access_tokens_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = start(dir.path(), "access_token_secs = 10\nrefresh_token_secs = 10\n");
+    let addr = reg.addr();
+    sign_up(&addr, "alice");
+    let (session, refresh) = session(&addr, "alice");
+    let token =
+        registry_token(&addr, &Auth::basic("alice", &password("alice")), "repository:users/alice/app:pull,push");
+    assert_eq!(push_blob(&addr, "users/alice/app", &Auth::bearer(&token), b"while valid").status, 201);
+    // Ten seconds of life plus the thirty seconds of clock leeway every verifier allows.
+    common::pause(Duration::from_millis(41_500));
+    let r = push_blob(&addr, "users/alice/app", &Auth::bearer(&token), b"after expiry");
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.header("www-authenticate").is_some_and(|c| c.starts_with("Bearer realm=")));
+    assert_eq!(call(&addr, "GET", "/api/v1/user", &Auth::bearer(&session), None).status, 401);
+    let r = call(&addr, "POST", "/api/v1/auth/refresh", &Auth::None, Some(&json!({ "refreshToken": refresh })));
+    assert_eq!(r.status, 401, "an expired refresh token: {}", r.text());
+    assert_eq!(
+        call(&addr, "HEAD", &format!("/v2/users/alice/app/blobs/{}", digest_of(b"after expiry")), &Auth::None, None)
+            .status,
+        404
+    );
 }

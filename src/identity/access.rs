@@ -142,6 +142,7 @@ impl Identity {
             return Err(IdentityError::Unauthenticated("the API key has expired".into()));
         }
         let user = self.usable_user(state, &key.owner, u64::MAX)?;
+        self.note_key_use(&key.id, now());
         Ok(Principal::User { user: Box::new(user), limits: Limits::of_api_key(&key) })
     }
 

@@ -48,6 +48,8 @@ pub struct ApiKeyView {
     pub expires_at: Option<u64>,
     /// When it was revoked (unix seconds).
     pub revoked_at: Option<u64>,
+    /// When it was last used (unix seconds), recorded within a few seconds of the use.
+    pub last_used_at: Option<u64>,
 }
 
 impl From<ApiKeyRecord> for ApiKeyView {
@@ -60,6 +62,7 @@ impl From<ApiKeyRecord> for ApiKeyView {
             created_at: key.created_at,
             expires_at: key.expires_at,
             revoked_at: key.revoked_at,
+            last_used_at: key.last_used_at,
         }
     }
 }
@@ -75,7 +78,52 @@ fn owner_with_full_rights(principal: &Principal) -> Result<&gati_core::identity:
     }
 }
 
+/// How often a node writes the last uses of API keys it saw.
+const TOUCH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+/// A key's use is written again only after this many seconds (uses in between change little).
+const TOUCH_RESOLUTION_SECS: u64 = 60;
+
+/// The uses of API keys a node saw and has not written yet, and when it last wrote each key.
+#[derive(Default)]
+pub(crate) struct KeyUses {
+    pending: std::collections::HashMap<ApiKeyId, u64>,
+    written: std::collections::HashMap<ApiKeyId, u64>,
+}
+
 impl Identity {
+    /// Notes a use of API key `id` at `at`; written with the node's next batch.
+    pub(crate) fn note_key_use(&self, id: &ApiKeyId, at: u64) {
+        let mut uses = self.inner.key_uses.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if uses.written.get(id).is_some_and(|last| at < last.saturating_add(TOUCH_RESOLUTION_SECS)) {
+            return;
+        }
+        uses.pending.insert(id.clone(), at);
+    }
+
+    /// Writes the noted key uses every couple of seconds, for as long as the node runs.
+    pub async fn run_key_use_writer(self) {
+        loop {
+            tokio::time::sleep(TOUCH_EVERY).await;
+            let used: Vec<(ApiKeyId, u64)> = {
+                let mut uses = self.inner.key_uses.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let pending: Vec<_> = uses.pending.drain().collect();
+                for (id, at) in &pending {
+                    uses.written.insert(id.clone(), *at);
+                }
+                // Forget keys not used for a while, so the table stays as small as the live set.
+                let horizon = now().saturating_sub(2 * TOUCH_RESOLUTION_SECS);
+                uses.written.retain(|_, at| *at >= horizon);
+                pending
+            };
+            if used.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.cluster().propose_meta(IdentityCommand::TouchApiKeys { used }).await {
+                tracing::debug!(error = %e, "API key uses not recorded this time");
+            }
+        }
+    }
+
     /// Creates a key for the signed-in user; returns it with its full text, shown only now.
     pub async fn create_api_key(
         &self,
@@ -114,6 +162,7 @@ impl Identity {
             expires_at: request.expires_in.map(|s| now.saturating_add(s)),
             created_at: now,
             revoked_at: None,
+            last_used_at: None,
         };
         self.write(IdentityCommand::CreateApiKey { key: Box::new(record.clone()) }).await?;
         Ok((record.into(), key.text))

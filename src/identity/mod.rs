@@ -64,6 +64,8 @@ struct Inner {
     oidc: std::collections::BTreeMap<String, Arc<gati_oidc::Provider>>,
     /// The registry's public base URL, for links and sign-in callbacks.
     public_url: String,
+    /// API key uses not yet recorded.
+    key_uses: Mutex<api_keys::KeyUses>,
 }
 
 /// The current time in unix seconds.
@@ -89,7 +91,8 @@ impl Identity {
         let public_url = mailer.as_ref().map(|m| m.public_url.trim_end_matches('/').to_owned()).unwrap_or_default();
         let mailer = mailer.filter(|_| config.enabled);
         let keyring = Mutex::new(None);
-        let inner = Inner { cluster, config, admins, keyring, login_guard, audit, mailer, oidc, public_url };
+        let key_uses = Mutex::new(api_keys::KeyUses::default());
+        let inner = Inner { cluster, config, admins, keyring, login_guard, audit, mailer, oidc, public_url, key_uses };
         Ok(Identity { inner: Arc::new(inner) })
     }
 

@@ -559,6 +559,9 @@ pub struct ApiKeyRecord {
     pub created_at: u64,
     /// When it was revoked, if it was.
     pub revoked_at: Option<u64>,
+    /// When it was last used (unix seconds; recorded within a minute or so of the use).
+    #[serde(default)]
+    pub last_used_at: Option<u64>,
 }
 
 /// A login session: what a refresh token stands for.
@@ -793,6 +796,12 @@ pub enum IdentityCommand {
         id: ApiKeyId,
         /// The time (unix seconds).
         at: u64,
+    },
+    /// Records when API keys were last used (a node's recent uses, in one write); unknown keys
+    /// are skipped, and a time never moves back.
+    TouchApiKeys {
+        /// Each key with the time of its last use seen (unix seconds).
+        used: Vec<(ApiKeyId, u64)>,
     },
     /// Records a new login session.
     CreateSession {

@@ -194,6 +194,18 @@ impl Pending<'_> {
                 self.write(id_key, &record)?;
                 Ok(Applied::IdentityChanged)
             }
+            IdentityCommand::TouchApiKeys { used } => {
+                for (id, at) in used {
+                    let id_key = key(API_KEY, &[id.as_str()]);
+                    if let Some(mut record) = self.read::<ApiKeyRecord>(&id_key)?
+                        && record.last_used_at.is_none_or(|last| last < *at)
+                    {
+                        record.last_used_at = Some(*at);
+                        self.write(id_key, &record)?;
+                    }
+                }
+                Ok(Applied::IdentityChanged)
+            }
             IdentityCommand::CreateSession { session } => {
                 let id_key = key(SESSION, &[session.id.as_str()]);
                 if self.contains(&id_key)? {
@@ -654,6 +666,7 @@ mod tests {
             expires_at: None,
             created_at: 1,
             revoked_at: None,
+            last_used_at: None,
         };
         assert_eq!(apply(&sm, Id::CreateApiKey { key: Box::new(key.clone()) }), Applied::IdentityChanged);
         assert_eq!(apply(&sm, Id::CreateApiKey { key: Box::new(key.clone()) }), refused(Why::IdTaken));
@@ -661,6 +674,10 @@ mod tests {
         assert_eq!(apply(&sm, Id::RevokeApiKey { id: id.clone(), at: 9 }), Applied::IdentityChanged);
         assert_eq!(sm.api_key(&id).unwrap().unwrap().revoked_at, Some(7), "the first revocation time stays");
         assert_eq!(sm.api_keys_of(&name("alice")).unwrap().len(), 1);
+        let unknown: gati_core::identity::ApiKeyId = "zzzzzzzzzzzzzzzz".parse().unwrap();
+        apply(&sm, Id::TouchApiKeys { used: vec![(id.clone(), 50), (unknown, 60)] });
+        apply(&sm, Id::TouchApiKeys { used: vec![(id.clone(), 40)] });
+        assert_eq!(sm.api_key(&id).unwrap().unwrap().last_used_at, Some(50), "the last use never moves back");
         assert!(sm.api_keys_of(&name("bob")).unwrap().is_empty());
         let sid: gati_core::identity::SessionId = "0123456789abcdef0123456789abcdef".parse().unwrap();
         assert_eq!(apply(&sm, Id::RevokeSession { id: sid.clone(), at: 1 }), refused(Why::SessionUnknown));
