@@ -110,6 +110,36 @@ fn read_unverified_header(token: &str) -> Result<UnverifiedHeader> {
 }
 
 impl Keyring {
+    /// Checks a compact JWS's length, header (`alg` must be `EdDSA`, no `crit`), `kid` (known
+    /// and not retired at `now`) and signature, and decodes its payload. Every claim check is the
+    /// caller's, against `now`: jsonwebtoken's own would read the system clock.
+    fn decode_signed<T: for<'de> Deserialize<'de>>(&self, text: &str, now: u64, misfit: &'static str) -> Result<T> {
+        if text.len() > MAX_TOKEN_LEN {
+            return Err(invalid("longer than 8 KiB"));
+        }
+        let header = read_unverified_header(text)?;
+        if header.alg != ACCEPTED_ALG {
+            return Err(invalid("signing algorithm not accepted"));
+        }
+        let Some(kid) = header.kid else {
+            return Err(AuthError::UnknownKey { kid: String::new() });
+        };
+        let public = self.public_key_for(&kid, now)?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        let decoded = jsonwebtoken::decode::<T>(text, &DecodingKey::from_ed_der(public), &validation).map_err(
+            |error| match error.kind() {
+                ErrorKind::InvalidSignature => invalid("bad signature"),
+                ErrorKind::Json(_) => invalid(misfit),
+                _ => invalid("malformed token"),
+            },
+        )?;
+        Ok(decoded.claims)
+    }
     /// Signs `claims` with the active key (`EdDSA`), with `kid` and `typ: "JWT"` in the header.
     ///
     /// Refuses with [`AuthError::TokenTooLarge`] a token longer than [`MAX_TOKEN_LEN`] (too many
@@ -134,32 +164,7 @@ impl Keyring {
     /// Accepts both token kinds: a caller that serves the registry API must refuse refresh tokens,
     /// or use [`Keyring::verify_kind`].
     pub fn verify(&self, token: &str, now: u64, audience: &str, issuer: &str) -> Result<Claims> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(invalid("longer than 8 KiB"));
-        }
-        let header = read_unverified_header(token)?;
-        if header.alg != ACCEPTED_ALG {
-            return Err(invalid("signing algorithm not accepted"));
-        }
-        let Some(kid) = header.kid else {
-            return Err(AuthError::UnknownKey { kid: String::new() });
-        };
-        let public = self.public_key_for(&kid, now)?;
-
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        // Every claim check below is ours, against `now`: jsonwebtoken would read the system clock.
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.leeway = 0;
-        let claims = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_ed_der(public), &validation)
-            .map_err(|error| match error.kind() {
-                ErrorKind::InvalidSignature => invalid("bad signature"),
-                ErrorKind::Json(_) => invalid("claims do not fit the token format"),
-                _ => invalid("malformed token"),
-            })?
-            .claims;
+        let claims: Claims = self.decode_signed(token, now, "claims do not fit the token format")?;
 
         if claims.iss != issuer {
             return Err(invalid("wrong issuer"));
@@ -215,28 +220,7 @@ impl Keyring {
 
     /// Opens a value sealed by [`Keyring::seal`] for `audience`, refusing it after its `exp`.
     pub fn open<T: for<'de> Deserialize<'de>>(&self, text: &str, now: u64, audience: &str) -> Result<T> {
-        if text.len() > MAX_TOKEN_LEN {
-            return Err(invalid("longer than 8 KiB"));
-        }
-        let header = read_unverified_header(text)?;
-        if header.alg != ACCEPTED_ALG {
-            return Err(invalid("signing algorithm not accepted"));
-        }
-        let Some(kid) = header.kid else {
-            return Err(AuthError::UnknownKey { kid: String::new() });
-        };
-        let public = self.public_key_for(&kid, now)?;
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        let sealed = jsonwebtoken::decode::<Sealed<T>>(text, &DecodingKey::from_ed_der(public), &validation)
-            .map_err(|error| match error.kind() {
-                ErrorKind::InvalidSignature => invalid("bad signature"),
-                _ => invalid("malformed sealed value"),
-            })?
-            .claims;
+        let sealed: Sealed<T> = self.decode_signed(text, now, "malformed sealed value")?;
         if sealed.aud != audience {
             return Err(invalid("wrong audience"));
         }
