@@ -14,6 +14,8 @@ use crate::error::{OidcError, Result};
 
 /// How long one exchange with a provider may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// How the registry names itself to providers.
+const USER_AGENT: &str = concat!("gati-registry/", env!("CARGO_PKG_VERSION"));
 /// The largest answer read from a provider (discovery documents and key sets are small).
 const MAX_BODY: usize = 1 << 20;
 
@@ -47,6 +49,27 @@ impl HttpClient {
             Ok(openidconnect::http::Response::from_parts(parts, body.to_vec()))
         };
         tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| OidcError::Provider("no answer in time".into()))?
+    }
+}
+
+impl HttpClient {
+    /// One plain exchange (GitHub's REST calls): returns the status and the body. Every request
+    /// names the registry in `User-Agent`, which GitHub requires.
+    pub(crate) async fn exchange(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<(u16, Vec<u8>)> {
+        let mut request =
+            openidconnect::http::Request::builder().method(method).uri(url).header("user-agent", USER_AGENT);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(body).map_err(|e| OidcError::Config(format!("request to {url}: {e}")))?;
+        let response = self.send(request).await?;
+        Ok((response.status().as_u16(), response.into_body()))
     }
 }
 

@@ -1,4 +1,5 @@
-//! OpenID Connect sign-in for Gati Registry, over the `openidconnect` crate.
+//! External sign-in for Gati Registry: OpenID Connect providers over the `openidconnect` crate,
+//! and GitHub (OAuth 2.0 and its REST API, `github.rs`).
 //!
 //! Owns the protocol side of "sign in with an external provider": discovering a provider from
 //! its issuer URL (cached after the first success), building the authorization URL of the
@@ -12,6 +13,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod github;
 mod http_client;
 
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
@@ -24,21 +26,41 @@ use tokio::sync::OnceCell;
 pub use error::{OidcError, Result};
 use http_client::HttpClient;
 
+/// What protocol a provider speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// OpenID Connect (Google, Keycloak, Okta, Entra ID, ...).
+    #[default]
+    Oidc,
+    /// GitHub or GitHub Enterprise Server (OAuth 2.0 and its REST API).
+    Github,
+}
+
 /// One configured provider.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// The short name used in URLs (`/api/v1/auth/oidc/<name>/start`).
     pub name: String,
-    /// The issuer URL; its `/.well-known/openid-configuration` is read at first use.
+    /// The protocol.
+    #[serde(default)]
+    pub kind: ProviderKind,
+    /// OpenID Connect: the issuer URL, whose `/.well-known/openid-configuration` is read at first
+    /// use. GitHub: the web URL (`https://github.com`, or a GitHub Enterprise Server's).
     pub issuer: String,
+    /// GitHub: the REST API base; by default `https://api.github.com` for github.com and
+    /// `<issuer>/api/v3` for GitHub Enterprise Server.
+    #[serde(default)]
+    pub api_url: Option<String>,
     /// The client id registered with the provider.
     pub client_id: String,
     /// The client secret registered with the provider.
     pub client_secret: String,
-    /// Scopes asked for besides `openid`.
-    #[serde(default = "default_scopes")]
-    pub scopes: Vec<String>,
+    /// Scopes asked for (besides `openid` for OpenID Connect); by default `email profile`
+    /// (OpenID Connect) or `read:user user:email` (GitHub).
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
 }
 
 impl ProviderConfig {
@@ -64,12 +86,25 @@ impl ProviderConfig {
         if self.client_id.is_empty() || self.client_secret.is_empty() {
             return bad("client_id and client_secret are required".into());
         }
+        if let Some(api) = &self.api_url {
+            match openidconnect::url::Url::parse(api) {
+                Ok(url) if url.scheme() == "https" || (url.scheme() == "http" && loopback) => {}
+                _ => return bad(format!("api_url {api} must be an https URL")),
+            }
+        }
         Ok(())
     }
 }
 
-fn default_scopes() -> Vec<String> {
-    vec!["email".into(), "profile".into()]
+impl ProviderConfig {
+    /// The scopes asked for.
+    pub fn effective_scopes(&self) -> Vec<String> {
+        match (&self.scopes, self.kind) {
+            (Some(scopes), _) => scopes.clone(),
+            (None, ProviderKind::Oidc) => vec!["email".into(), "profile".into()],
+            (None, ProviderKind::Github) => vec!["read:user".into(), "user:email".into()],
+        }
+    }
 }
 
 /// The start of a sign-in: where to send the browser, and what to remember until it returns.
@@ -85,7 +120,8 @@ pub struct Begun {
     pub pkce_verifier: String,
 }
 
-/// Who the provider says signed in, from a verified ID token.
+/// Who the provider says signed in: from a verified ID token (OpenID Connect), or from the
+/// provider's API called with the access token the code was exchanged for (GitHub).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExternalUser {
     /// The issuer.
@@ -161,12 +197,15 @@ impl Provider {
 
     /// Starts a sign-in whose browser comes back to `redirect_uri`.
     pub async fn begin(&self, redirect_uri: &str) -> Result<Begun> {
+        if self.config.kind == ProviderKind::Github {
+            return github::begin(&self.config, redirect_uri);
+        }
         let client = self.client(redirect_uri).await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request =
             client.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random);
-        for scope in &self.config.scopes {
-            request = request.add_scope(Scope::new(scope.clone()));
+        for scope in self.config.effective_scopes() {
+            request = request.add_scope(Scope::new(scope));
         }
         let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
         Ok(Begun {
@@ -186,6 +225,9 @@ impl Provider {
         pkce_verifier: &str,
         nonce: &str,
     ) -> Result<ExternalUser> {
+        if self.config.kind == ProviderKind::Github {
+            return github::finish(&self.config, &self.http, redirect_uri, code, pkce_verifier).await;
+        }
         let client = self.client(redirect_uri).await?;
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
@@ -219,7 +261,9 @@ mod tests {
             issuer: issuer.into(),
             client_id: "id".into(),
             client_secret: "secret".into(),
-            scopes: default_scopes(),
+            kind: ProviderKind::Oidc,
+            api_url: None,
+            scopes: None,
         }
     }
 
