@@ -5,6 +5,23 @@
 # client_secret_basic or client_secret_post), scopes openid email profile, any login accepted
 # (any password), RS256 ID tokens carrying sub, email, email_verified, preferred_username and name.
 #
+# The same port also plays GitHub (OAuth app endpoints, GitHub Enterprise Server layout: web base
+# http://127.0.0.1:PORT, REST API base http://127.0.0.1:PORT/api/v3), on top of the same client,
+# login and consent pages, PKCE policy and one-time codes:
+#   GET  /login/oauth/authorize?client_id&redirect_uri&scope=read:user user:email&state
+#        &code_challenge&code_challenge_method=S256      (no response_type, openid or nonce needed)
+#        -> login + consent -> 303 redirect_uri?code=...&state=...   (no iss)
+#   POST /login/oauth/access_token  form: client_id client_secret code redirect_uri code_verifier
+#        -> always HTTP 200; with `Accept: application/json`
+#           {"access_token":"...","token_type":"bearer","scope":"read:user,user:email"}, or
+#           {"error":"bad_verification_code"|"incorrect_client_credentials"|"redirect_uri_mismatch",
+#            "error_description":...,"error_uri":...}; without it the same fields form-urlencoded
+#   GET  /api/v3/user         (Authorization: Bearer T or token T, and a User-Agent: else 403)
+#        -> {"id":<FNV-1a 31-bit of the login>,"login":L,"name":L,"email":null}; 401 Bad credentials
+#   GET  /api/v3/user/emails  -> [{"email":"L@github.test","primary":true,"verified":true,
+#        "visibility":"private"},{"email":"L-alt@github.test","primary":false,"verified":false,
+#        "visibility":null}]   (needs scope user:email or user: else 404)
+#
 #   oidc-provider.sh install      npm ci the package into the tool cache unless already there
 #                                 (needs Node.js >= 20.19 and npm; a few seconds, once)
 #   oidc-provider.sh path         print the install directory (exit 1 if not installed)
@@ -218,7 +235,7 @@ case "${1:-}" in
     stop) shift; cmd_stop "$@" ;;
     status) shift; cmd_status "$@" ;;
     *)
-        sed -n '2,22p' "$0" >&2
+        sed -n '2,39p' "$0" >&2
         exit 2
         ;;
 esac

@@ -582,6 +582,16 @@ fn hostile_input_is_refused() {
     }
     assert_eq!(pull(&fresh_auth), 200, "the server still serves");
 
+    // The catalog lists every repository, private ones included: registry administrators only.
+    assert_eq!(call(&addr, "GET", "/v2/_catalog", &Auth::None, None).status, 401);
+    assert_eq!(call(&addr, "GET", "/v2/_catalog", &eve, None).status, 403);
+    let r = call(&addr, "GET", "/v2/_catalog", &Auth::basic("root-admin", &password("root-admin")), None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["repositories"].as_array().unwrap().iter().any(|n| n == "users/alice/app"));
+    // `/v2/` answers any valid credential, and challenges everyone else.
+    assert_eq!(call(&addr, "GET", "/v2/", &eve, None).status, 200);
+    assert_eq!(call(&addr, "GET", "/v2/", &Auth::basic("eve", "not her password"), None).status, 401);
+
     // Sign-up refuses reserved, confusable and malformed names, and weak passwords.
     for (name, email, pass) in [
         ("admin", "a@x.io", "a long enough passphrase"),
@@ -1089,4 +1099,42 @@ fn expired_access_tokens_are_refused() {
             .status,
         404
     );
+}
+
+#[test]
+fn github_sign_in_creates_and_finds_the_linked_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    // The provider also serves GitHub's OAuth endpoints and REST API (GitHub Enterprise layout).
+    let provider = common::oidc::OidcProvider::start(&[common::oidc::callback_uri(&addr, "github")]);
+    let extra = format!(
+        "[[auth.oidc]]\nname = \"github\"\nkind = \"github\"\nissuer = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n",
+        common::oidc::github_web_url(&provider),
+        common::oidc::CLIENT_ID,
+        common::oidc::CLIENT_SECRET
+    );
+    let _reg = start_on(port, dir.path(), &extra);
+    let first = common::oidc::sign_in(&addr, "github", "Octo.Cat");
+    assert_eq!(first.status, 200, "{}\n{}", first.text(), provider.log_tail(4000));
+    let body = first.json();
+    assert_eq!(body["user"]["name"], "octo-cat", "the GitHub login becomes the account name");
+    assert_eq!(body["user"]["email"], common::oidc::github_email("Octo.Cat"));
+    assert_eq!(body["user"]["emailVerified"], true, "the primary verified address");
+    let token = body["accessToken"].as_str().unwrap().to_owned();
+    assert_eq!(push_blob(&addr, "users/octo-cat/app", &Auth::bearer(&token), b"from GitHub").status, 201);
+    let again = common::oidc::sign_in(&addr, "github", "Octo.Cat");
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(again.json()["user"]["name"], "octo-cat", "the same account, found by GitHub's user id");
+    // A state that is not the browser's own is refused before any code exchange.
+    let mut browser = common::oidc::Browser::new();
+    let start = browser.get(&format!("http://{addr}/api/v1/auth/oidc/github/start"));
+    assert_eq!(start.status, 302);
+    let location = start.header("location").unwrap().to_owned();
+    assert!(
+        location.contains("/login/oauth/authorize?") && location.contains("code_challenge_method=S256"),
+        "{location}"
+    );
+    let callback = browser.authorize(&location, &common::oidc::callback_uri(&addr, "github"), "mona");
+    assert_eq!(browser.get(&callback.replace("state=", "state=x")).status, 401);
 }

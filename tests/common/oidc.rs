@@ -21,6 +21,34 @@
 //!   `email` = `{login}@oidc.test`, `email_verified` = true, `preferred_username` and `name` = login
 //!   (no `auth_time` unless `max_age` is sent; userinfo at `/me` answers the same claims);
 //! * the authorization response is `?code=...&state=...&iss=...` (RFC 9207 `iss` is included).
+//!
+//! **GitHub mode.** The same provider process, on the same port and with the same client, login
+//! and consent pages, also answers like GitHub's OAuth app endpoints, laid out as on GitHub
+//! Enterprise Server: web base [`github_web_url`] (= the issuer) and REST API base
+//! [`github_api_url`] (`{issuer}/api/v3`). The authorization and the code exchange are
+//! oidc-provider's own (real one-time codes, real PKCE check), only reshaped:
+//! * `GET /login/oauth/authorize?client_id=&redirect_uri=&scope=read:user user:email&state=
+//!   &code_challenge=&code_challenge_method=S256` (no `response_type`, `openid` or `nonce`; GitHub's
+//!   `prompt` and `login` are ignored) runs the same login and consent pages, then redirects to
+//!   `redirect_uri?code=...&state=...` (no `iss`). PKCE is required here too;
+//! * `POST /login/oauth/access_token` with a form body `client_id`, `client_secret`, `code`,
+//!   `redirect_uri`, `code_verifier` answers HTTP 200 always: with `Accept: application/json`
+//!   `{"access_token":"...","token_type":"bearer","scope":"read:user,user:email"}` (lower-case
+//!   `bearer`, scopes comma-separated), or `{"error":"bad_verification_code"` (wrong, spent or
+//!   expired code, wrong or missing verifier) / `"incorrect_client_credentials"` /
+//!   `"redirect_uri_mismatch", "error_description":..., "error_uri":...}`; without that `Accept`,
+//!   the same fields form-urlencoded. Re-using a code also revokes the tokens it gave;
+//! * `GET {api}/user` with `Authorization: Bearer <token>` (or `token <token>`) and a
+//!   `User-Agent` (none: 403, as GitHub) answers `{"id": github_user_id(login), "login": login,
+//!   "name": login, "email": null}`, or 401 `{"message":"Bad credentials",...}`;
+//! * `GET {api}/user/emails` answers `[{"email": github_email(login), "primary": true,
+//!   "verified": true, "visibility": "private"}, {"email": "{login}-alt@github.test",
+//!   "primary": false, "verified": false, "visibility": null}]` when the token has scope
+//!   `user:email` (or `user`), else 404.
+//!
+//! [`sign_in`] drives a registry provider configured this way (e.g. named `github`) unchanged:
+//! the registry's `/start` redirects to `/login/oauth/authorize`, and the browser comes back to
+//! [`callback_uri`] with `code` and `state` only.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -53,7 +81,41 @@ pub fn callback_uri(registry_addr: &str, provider: &str) -> String {
     format!("http://{registry_addr}/api/v1/auth/oidc/{provider}/callback")
 }
 
-/// A running OpenID Connect provider (`scripts/oidc-provider.sh start`), stopped on drop.
+/// The scopes the registry asks GitHub for.
+pub const GITHUB_SCOPES: &str = "read:user user:email";
+
+/// GitHub's web base URL as `provider` plays it (GitHub Enterprise Server layout): the issuer,
+/// under which `/login/oauth/authorize` and `/login/oauth/access_token` live.
+pub fn github_web_url(provider: &OidcProvider) -> String {
+    provider.issuer.clone()
+}
+
+/// GitHub's REST API base URL as `provider` plays it: `{issuer}/api/v3` (`/user`, `/user/emails`).
+pub fn github_api_url(provider: &OidcProvider) -> String {
+    format!("{}/api/v3", provider.issuer)
+}
+
+/// The numeric GitHub user id the provider gives `login`: FNV-1a (32-bit) of its UTF-8 bytes,
+/// masked to 31 bits, never 0 (the same function as `githubUserId` in scripts/oidc/provider.mjs).
+pub fn github_user_id(login: &str) -> u64 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in login.bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    match hash & 0x7fff_ffff {
+        0 => 1,
+        id => u64::from(id),
+    }
+}
+
+/// The primary, verified address GitHub's `/user/emails` lists for `login`.
+pub fn github_email(login: &str) -> String {
+    format!("{login}@github.test")
+}
+
+/// A running OpenID Connect provider (`scripts/oidc-provider.sh start`), stopped on drop; it
+/// also plays GitHub (see the module documentation).
 pub struct OidcProvider {
     /// `http://127.0.0.1:PORT`; also the base of every endpoint.
     pub issuer: String,
@@ -149,7 +211,9 @@ impl Drop for OidcProvider {
 /// (the name in `/api/v1/auth/oidc/{provider}/...`), without a browser:
 ///
 /// 1. `GET /api/v1/auth/oidc/{provider}/start` on the registry must answer 302 or 303 with a
-///    `Location` (the provider's authorization URL) and set the cookie `gati_oidc`;
+///    `Location` (the provider's authorization URL: `/auth` for OpenID Connect, or
+///    `/login/oauth/authorize` for a registry provider that speaks GitHub) and set the cookie
+///    `gati_oidc`;
 /// 2. the driver follows the provider's redirects, posts its login form (`login` = `login`, any
 ///    password) and its consent form, and follows redirects until one leads to
 ///    [`callback_uri`]`(registry_addr, provider)`;
@@ -437,7 +501,8 @@ impl Browser {
     /// Plays the user at the provider: from `authorization_url`, follows redirects, signs in as
     /// `login` on the login page and accepts the consent page, until a redirect leads to
     /// `redirect_uri` (compared without its query). Returns that URL (with `code` and `state`, or
-    /// `error`) without requesting it. Bounded like [`sign_in`].
+    /// `error`; `iss` too from `/auth`, not from GitHub's `/login/oauth/authorize`) without
+    /// requesting it. Bounded like [`sign_in`].
     pub fn authorize(&mut self, authorization_url: &str, redirect_uri: &str, login: &str) -> String {
         let deadline = Instant::now() + SIGN_IN_TIMEOUT;
         let target = redirect_uri.split('?').next().unwrap_or(redirect_uri).to_owned();
