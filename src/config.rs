@@ -197,6 +197,11 @@ pub struct ClusterConfig {
     /// The members the cluster is created with; the same list on every founding node. A node
     /// joining a running cluster lists the members it can reach instead.
     pub members: Vec<MemberConfig>,
+    /// The secret every node-to-node call carries and every node requires (the same on every
+    /// node, at least 16 characters). Required when authentication is on; without it anything
+    /// that reaches the RPC port could write to the cluster.
+    #[serde(default)]
+    pub secret: Option<String>,
 }
 
 fn default_replicas() -> usize {
@@ -401,6 +406,20 @@ impl Config {
             return Err(ConfigError::Invalid("proposal_pipeline must be between 1 and 64".into()));
         }
         if let Some(cluster) = &self.cluster {
+            match &cluster.secret {
+                Some(secret) if secret.len() < 16 || !secret.bytes().all(|b| b.is_ascii_graphic()) => {
+                    return Err(ConfigError::Invalid(
+                        "cluster.secret must be at least 16 printable characters without spaces".into(),
+                    ));
+                }
+                None if self.auth.enabled => {
+                    return Err(ConfigError::Invalid(
+                        "cluster.secret is required when auth is enabled: node-to-node calls must be authenticated"
+                            .into(),
+                    ));
+                }
+                _ => {}
+            }
             if cluster.replicas == 0 {
                 return Err(ConfigError::Invalid("cluster.replicas must be at least 1".into()));
             }
@@ -501,5 +520,12 @@ mod tests {
         assert!(toml::from_str::<Config>(&no_section).unwrap().validate().is_err());
         let dup = text.replace("id = 2,", "id = 1,");
         assert!(toml::from_str::<Config>(&dup).unwrap().validate().is_err());
+        // With authentication on, node-to-node calls must carry a secret of some strength.
+        let with_auth = |secret: &str| format!("{text}{secret}\n[auth]\nenabled = true\n");
+        assert!(toml::from_str::<Config>(&with_auth("")).unwrap().validate().is_err(), "no cluster secret");
+        let short = with_auth("secret = \"short\"");
+        assert!(toml::from_str::<Config>(&short).unwrap().validate().is_err(), "a short secret");
+        let good = with_auth("secret = \"a-long-enough-cluster-secret\"");
+        toml::from_str::<Config>(&good).unwrap().validate().unwrap();
     }
 }

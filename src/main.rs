@@ -19,7 +19,8 @@ struct Cli {
 enum Command {
     /// Runs a registry node.
     Serve(ServeArgs),
-    /// Administers a running cluster through any of its nodes.
+    /// Administers a running cluster through any of its nodes. Calls carry the cluster secret
+    /// from the environment variable `GATI_CLUSTER_SECRET` when the cluster has one.
     #[command(subcommand)]
     Cluster(ClusterCommand),
 }
@@ -142,7 +143,8 @@ async fn shutdown_signal() {
 /// Runs one `cluster` administration command.
 async fn cluster_command(command: ClusterCommand) -> anyhow::Result<()> {
     use gati_registry::cluster::{admin, status};
-    let peers = gati_registry::raft::Peers::default();
+    let secret = std::env::var("GATI_CLUSTER_SECRET").ok();
+    let peers = gati_registry::raft::Peers::with_secret(secret.as_deref()).map_err(anyhow::Error::msg)?;
     match command {
         ClusterCommand::Status { rpc, json } => {
             let node = admin::status(&peers, &rpc).await?;

@@ -87,13 +87,15 @@ impl RpcServer {
         transport: &RaftShared,
         forwarding: &ForwardingService,
         admin: &AdminService,
+        require: crate::raft::RequireSecret,
     ) -> RpcServer {
+        use tonic::service::interceptor::InterceptedService;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let router = tonic::transport::Server::builder()
             .tcp_nodelay(true)
-            .add_service(transport.table.service())
-            .add_service(forwarding.server())
-            .add_service(admin.server());
+            .add_service(InterceptedService::new(transport.table.service(), require.clone()))
+            .add_service(InterceptedService::new(forwarding.server(), require.clone()))
+            .add_service(InterceptedService::new(admin.server(), require));
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
             let _ = stopped.await;
@@ -160,7 +162,13 @@ impl Node {
             }
             _ => (Arc::new(FsBlobStore::open(config.blob_dir()).await?), None),
         };
+        let secret = config.cluster.as_ref().and_then(|c| c.secret.as_deref());
+        if config.cluster.is_some() && secret.is_none() {
+            warn!("cluster.secret is not set: node-to-node calls are not authenticated");
+        }
+        let peers = crate::raft::Peers::with_secret(secret).map_err(|e| NodeError::Config(ConfigError::Invalid(e)))?;
         let transport = RaftShared {
+            peers,
             tuning: RaftTuning {
                 snapshot_entries: config.snapshot_entries,
                 proposal_pipeline: config.proposal_pipeline,
@@ -177,7 +185,8 @@ impl Node {
             Some(cluster) => {
                 let listener = TcpListener::bind(cluster.rpc_listen).await?;
                 info!(rpc = %cluster.rpc_listen, "node-to-node rpc listening");
-                let rpc = RpcServer::start(listener, &transport, &forwarding, &admin);
+                let require = crate::raft::RequireSecret::new(cluster.secret.as_deref());
+                let rpc = RpcServer::start(listener, &transport, &forwarding, &admin, require);
                 let membership = if !joining {
                     let members = cluster.members.iter().map(|m| (NodeId(m.id), m.rpc.clone())).collect();
                     Membership::Founder { members, replicas: cluster.replicas }

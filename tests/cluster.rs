@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::cluster::TestCluster;
+use common::cluster::{CLUSTER_SECRET, TestCluster};
 use common::oci::{self, MT_MANIFEST};
 use common::{Rng, digest_of, http, pause};
 
@@ -303,15 +303,9 @@ fn a_node_joins_and_another_leaves_under_load_without_losing_data() {
 
     // Node 1 leaves through the CLI, which waits until no group lists it.
     let out = common::run_ok(
-        std::process::Command::new(env!("CARGO_BIN_EXE_gati-registry")).args([
-            "cluster",
-            "leave",
-            "--via",
-            &cluster.rpc[1],
-            "--node-id",
-            "1",
-            "--wait",
-        ]),
+        std::process::Command::new(env!("CARGO_BIN_EXE_gati-registry"))
+            .env("GATI_CLUSTER_SECRET", CLUSTER_SECRET)
+            .args(["cluster", "leave", "--via", &cluster.rpc[1], "--node-id", "1", "--wait"]),
         Duration::from_secs(150),
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("no group lists node 1"));
@@ -325,13 +319,26 @@ fn a_node_joins_and_another_leaves_under_load_without_losing_data() {
             voters.len() == 3 && !voters.contains(&1) && !ids(&g["learners"]).contains(&1)
         })
     });
-    let table = common::run_ok(
+    // Node-to-node calls without the cluster secret are refused.
+    let refused = common::run_bounded(
         std::process::Command::new(env!("CARGO_BIN_EXE_gati-registry")).args([
             "cluster",
             "status",
             "--rpc",
             &cluster.rpc[3],
         ]),
+        Duration::from_secs(30),
+    );
+    assert!(!refused.status.success(), "status answered a caller without the cluster secret");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("cluster secret"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let table = common::run_ok(
+        std::process::Command::new(env!("CARGO_BIN_EXE_gati-registry"))
+            .env("GATI_CLUSTER_SECRET", CLUSTER_SECRET)
+            .args(["cluster", "status", "--rpc", &cluster.rpc[3]]),
         Duration::from_secs(30),
     );
     let table = String::from_utf8_lossy(&table.stdout).into_owned();

@@ -58,7 +58,7 @@ pub enum ReadIndex {
     NotLeader,
 }
 
-fn client(peers: &Peers, addr: &str) -> std::result::Result<ForwardingClient<tonic::transport::Channel>, ForwardError> {
+fn client(peers: &Peers, addr: &str) -> std::result::Result<ForwardingClient<crate::raft::PeerChannel>, ForwardError> {
     peers
         .channel(addr)
         .map(ForwardingClient::new)

@@ -37,7 +37,7 @@ use openraft::{BasicNode, ChangeMembers, RaftMetrics, ServerState, SnapshotPolic
 use read_index::ReadIndexer;
 
 pub use error::{RaftError, Result};
-pub use peers::Peers;
+pub use peers::{PeerChannel, Peers, RequireSecret};
 pub use service::{GroupTable, RaftTransportService};
 pub use types::GatiRaft;
 

@@ -24,9 +24,8 @@ use openraft::raft::{
 use openraft::{BasicNode, RaftNetwork, RaftNetworkFactory};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tonic::transport::Channel;
 
-use super::peers::Peers;
+use super::peers::{PeerChannel, Peers};
 use super::types::GatiRaft;
 
 /// The transport of one group: connections to its peers over the node's shared channels.
@@ -64,7 +63,7 @@ pub(super) struct PeerConnection {
     target: u64,
     node: BasicNode,
     /// `None` when the peer's address is not a valid endpoint; every call is then `Unreachable`.
-    channel: Option<Channel>,
+    channel: Option<PeerChannel>,
 }
 
 /// A transport failure, described for the logs.
@@ -83,7 +82,7 @@ impl PeerConnection {
         TransportFailure { what, from: self.me, to: self.target, addr: self.node.addr.clone(), why: why.to_string() }
     }
 
-    fn client(&self, what: &'static str) -> Result<RaftTransportClient<Channel>, TransportFailure> {
+    fn client(&self, what: &'static str) -> Result<RaftTransportClient<PeerChannel>, TransportFailure> {
         self.channel
             .clone()
             .map(|channel| RaftTransportClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES))

@@ -800,6 +800,9 @@ pub mod cluster {
         blobs: String,
     }
 
+    /// The secret the test clusters' nodes share (node-to-node calls must carry it).
+    pub const CLUSTER_SECRET: &str = "test-cluster-secret-0123456789";
+
     /// Writes node `id`'s configuration: `extra` top-level settings, and `blobs` as its
     /// `[blobs]` section (by default a directory shared by all nodes).
     fn node_config(dir: &Path, id: usize, shards: u16, rpc: &str, members: &str, extra: &str, blobs: &str) -> PathBuf {
@@ -811,7 +814,7 @@ pub mod cluster {
         };
         let text = format!(
             "node_id = {id}\nshards = {shards}\nupload_idle_secs = 2\n{extra}\n[log]\nlevel = \"info,openraft=error\"\n\
-             {blobs}\n[cluster]\nrpc_listen = \"{rpc}\"\nmembers = [{members}]\n"
+             {blobs}\n[cluster]\nrpc_listen = \"{rpc}\"\nmembers = [{members}]\nsecret = \"{CLUSTER_SECRET}\"\n"
         );
         std::fs::write(&config, text).expect("write node config");
         config
