@@ -77,6 +77,12 @@ impl Limiter {
     }
 }
 
+/// The table key of a login name: a fixed-size digest, so a long name costs no more memory.
+fn guard_key(login: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(login.as_bytes()).into()
+}
+
 /// The state of one account name's failed sign-ins.
 #[derive(Clone, Copy, Debug)]
 struct Failures {
@@ -93,7 +99,7 @@ pub struct LoginGuard {
     window: Duration,
     base: Duration,
     max: Duration,
-    failures: Mutex<HashMap<String, Failures>>,
+    failures: Mutex<HashMap<[u8; 32], Failures>>,
 }
 
 impl LoginGuard {
@@ -105,25 +111,25 @@ impl LoginGuard {
     /// Whether `login` may try a password at `now`; `Err(wait)` while it is locked out.
     pub fn may_try(&self, login: &str, now: Instant) -> Result<(), Duration> {
         let failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match failures.get(login).and_then(|f| f.locked_until) {
+        match failures.get(&guard_key(login)).and_then(|f| f.locked_until) {
             Some(until) if until > now => Err(until - now),
             _ => Ok(()),
         }
     }
 
-    /// Records a failed attempt for `login` at `now`.
+    /// Records a failed attempt for `login` at `now`. When the table is full of live entries a
+    /// new name is not tracked (the per-address budget still bounds its guesses).
     pub fn failed(&self, login: &str, now: Instant) {
+        let key = guard_key(login);
         let mut failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if failures.len() >= MAX_KEYS {
+        if failures.len() >= MAX_KEYS && !failures.contains_key(&key) {
             let window = self.window;
             failures.retain(|_, f| f.locked_until.is_some_and(|u| u > now) || now.duration_since(f.first) < window);
+            if failures.len() >= MAX_KEYS {
+                return;
+            }
         }
-        let entry = failures.entry(login.to_owned()).or_insert(Failures {
-            count: 0,
-            first: now,
-            locked_until: None,
-            lockouts: 0,
-        });
+        let entry = failures.entry(key).or_insert(Failures { count: 0, first: now, locked_until: None, lockouts: 0 });
         if now.duration_since(entry.first) >= self.window {
             entry.count = 0;
             entry.first = now;
@@ -140,7 +146,7 @@ impl LoginGuard {
 
     /// Clears `login`'s failures after a successful sign-in.
     pub fn succeeded(&self, login: &str) {
-        self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(login);
+        self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&guard_key(login));
     }
 }
 

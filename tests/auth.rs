@@ -353,10 +353,20 @@ fn authorisation_matrix() {
     assert_eq!(call(&addr, "GET", "/v2/orgs/acme/app/manifests/v1", &auth, None).status, 404);
     assert_eq!(push_blob(&addr, "users/alice/app", &auth, b"not here").status, 403);
     assert_eq!(push_blob(&addr, "users/alice/other-app", &auth, b"here").status, 201);
-    // A key cannot mint keys.
+    // A key cannot mint keys, nor manage the account or its organisations.
     let minted =
         call(&addr, "POST", "/api/v1/user/keys", &auth, Some(&json!({ "label": "x", "permissions": ["pull"] })));
     assert_eq!(minted.status, 403, "{}", minted.text());
+    let olga_key = Auth::bearer(&keys[&("olga", "admin")]);
+    let promote = json!({ "role": "owner" });
+    assert_eq!(call(&addr, "PUT", "/api/v1/orgs/acme/members/mike", &olga_key, Some(&promote)).status, 403);
+    assert_eq!(call(&addr, "POST", "/api/v1/orgs", &olga_key, Some(&json!({ "name": "acme-two" }))).status, 403);
+    assert_eq!(call(&addr, "POST", "/api/v1/auth/logout-everywhere", &olga_key, None).status, 403);
+    // Registry tokens are for the OCI API only.
+    let token = registry_token(&addr, &Auth::basic("olga", &password("olga")), "repository:orgs/acme/app:*");
+    assert_eq!(call(&addr, "GET", "/api/v1/user", &Auth::bearer(&token), None).status, 401);
+    assert_eq!(call(&addr, "PUT", "/api/v1/orgs/acme/members/mike", &Auth::bearer(&token), Some(&promote)).status, 401);
+    assert_eq!(call(&addr, "GET", "/api/v1/orgs/acme", &olga, None).json()["members"]["mike"], "member");
 }
 
 #[test]
@@ -421,6 +431,18 @@ fn refused_credentials_change_nothing() {
     // A key is bound to its owner's name when given as a Basic password.
     let other = api_key(&addr, &alice_session, &["push"], &[]);
     assert_eq!(try_overwrite(&Auth::basic("mallory", &other)), 401);
+
+    // A registry token issued for an API key ends with the key, and a token is never
+    // exchanged for another at the token endpoint.
+    let key_for_token = api_key(&addr, &alice_session, &["pull", "push"], &[]);
+    let from_key = registry_token(&addr, &Auth::basic("alice", &key_for_token), "repository:users/alice/app:pull,push");
+    assert_eq!(push_blob(&addr, "users/alice/app", &Auth::bearer(&from_key), b"via a key's token").status, 201);
+    let renew = "/token?service=gati-registry&scope=repository:users/alice/app:push";
+    let renewed = call(&addr, "GET", renew, &Auth::bearer(&from_key), None);
+    assert_eq!(renewed.status, 401, "{}", renewed.text());
+    let key_id = key_for_token.split('_').nth(1).unwrap();
+    assert_eq!(call(&addr, "DELETE", &format!("/api/v1/user/keys/{key_id}"), &alice, None).status, 204);
+    assert_eq!(push_blob(&addr, "users/alice/app", &Auth::bearer(&from_key), b"after the key went").status, 401);
 
     // Registry tokens cover only what was granted: a pull token cannot push.
     let pull = registry_token(&addr, &Auth::basic("alice", &password("alice")), "repository:users/alice/app:pull");
@@ -996,9 +1018,11 @@ fn email_verification_and_password_reset_work_once_by_mailed_link() {
         call(&addr, "POST", "/api/v1/auth/password-reset/confirm", &Auth::None, Some(&body))
     };
     assert_eq!(confirm(&token, "short").status, 422, "the password policy holds");
+    let key = api_key(&addr, &session_before, &["pull"], &[]);
     assert_eq!(confirm(&token, "a brand new passphrase").status, 204);
     assert_eq!(confirm(&token, "another new passphrase").status, 422, "a used link");
     assert_eq!(me(&session_before).status, 401, "sessions from before the reset end");
+    assert_eq!(me(&key).status, 401, "a reset revokes every API key");
     let login = |password: &str| {
         call(&addr, "POST", "/api/v1/auth/login", &Auth::None, Some(&json!({ "login": "alice", "password": password })))
             .status

@@ -139,6 +139,9 @@ tokio::task_local! {
 async fn principal(state: &HttpState, headers: &HeaderMap, class: Class) -> Result<Principal, Problem> {
     let credential = credential(headers).map_err(|why| Problem::from(IdentityError::Unauthenticated(why.into())))?;
     let principal = state.identity.authenticate(&credential).await?;
+    if matches!(principal, Principal::User { limits: gati_auth::policy::Limits::Scoped { .. }, .. }) {
+        return Err(IdentityError::Unauthenticated("registry tokens are for the OCI API only".into()).into());
+    }
     let _ = ACTOR.try_with(|actor| *actor.borrow_mut() = Some((principal.clone(), credential.kind())));
     if let (Some(limits), Some(name)) = (&state.limits, principal.user_name()) {
         limits.charge_principal(name.as_str(), class).map_err(Problem::too_many)?;
@@ -736,7 +739,9 @@ pub(super) async fn audit_writes(State(state): State<HttpState>, request: Reques
             (response, ACTOR.with(|actor| actor.borrow_mut().take()))
         })
         .await;
-    let (principal, credential) = actor.unwrap_or((Principal::Anonymous, "anonymous".into()));
+    // Only writes by someone who signed in are recorded: anonymous sign-ups and failed logins
+    // would let strangers fill the replicated log.
+    let Some((principal, credential)) = actor else { return response };
     if let Some(namespace) = namespace_of(&path, principal.user_name()) {
         state.identity.audit(AuditEntry {
             namespace,

@@ -10,6 +10,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gati_auth::parse_scopes;
+use gati_auth::policy::Limits;
 use gati_core::RepoName;
 use serde_json::json;
 
@@ -63,7 +64,7 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 /// The token endpoint clients are sent to: the configured realm, or this host's `/token`.
 fn realm(state: &HttpState, headers: &HeaderMap) -> String {
     if let Some(realm) = state.identity.realm() {
-        return realm.to_owned();
+        return realm;
     }
     let host = headers
         .get(header::HOST)
@@ -162,8 +163,12 @@ pub(super) async fn authorize(
     let (repo, action) = requirement(endpoint, method);
     let scope = repo.as_ref().map(|r| scope_for(r, action));
     let identity = &state.identity;
-    let audited = repo.as_ref().is_some_and(|r| action != Action::Pull || identity.is_private(r).unwrap_or(true));
+    // Writes and private reads are audited. Requests by nobody in particular (anonymous, or
+    // credentials that did not check out) are recorded only against private namespaces, so
+    // strangers cannot fill the replicated log with made-up namespaces.
+    let private = repo.as_ref().is_some_and(|r| identity.is_private(r).unwrap_or(true));
     let entry = |principal: &Principal, credential: String| {
+        let audited = private || (action != Action::Pull && principal.user_name().is_some());
         repo.as_ref().filter(|_| audited).map(|r| AuditEntry {
             namespace: r.namespace(),
             principal: principal.clone(),
@@ -272,11 +277,12 @@ async fn issue(
         Ok(access) => access,
         Err(e) => return token_failure(e),
     };
-    let user = match principal {
-        Principal::User { user, .. } => Some(user.as_ref()),
-        Principal::Anonymous => None,
+    let (user, key) = match principal {
+        Principal::User { user, limits: Limits::ApiKey { id, .. } } => (Some(user.as_ref()), Some(id.clone())),
+        Principal::User { user, .. } => (Some(user.as_ref()), None),
+        Principal::Anonymous => (None, None),
     };
-    match identity.registry_token(user, access) {
+    match identity.registry_token(user, access, key) {
         Ok(token) => {
             let issued_at = crate::identity::now();
             let mut body = json!({
@@ -329,6 +335,11 @@ pub(super) async fn get_token(State(state): State<HttpState>, request: axum::ext
         return response;
     }
     let credential = match credential(request.headers()) {
+        // A token is never exchanged for another: a chain of renewals would outlive every
+        // revocation. Docker clients send Basic credentials here.
+        Ok(Credential::Bearer(token)) if !gati_auth::looks_like_api_key(&token) => {
+            return token_error(StatusCode::UNAUTHORIZED, "invalid_client", "use Basic credentials or an API key");
+        }
         Ok(credential) => credential,
         Err(why) => return token_error(StatusCode::UNAUTHORIZED, "invalid_client", why),
     };

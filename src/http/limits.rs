@@ -39,7 +39,7 @@ impl Class {
                 | "/api/v1/auth/password-reset/confirm"
         ) || (path == "/api/v1/users" && *method == Method::POST)
             || (path == "/token" && (*method == Method::POST || headers.contains_key(header::AUTHORIZATION)));
-        if sign_in {
+        if sign_in || carries_password(headers) {
             Class::Login
         } else if matches!(*method, Method::GET | Method::HEAD) {
             Class::Read
@@ -54,6 +54,15 @@ impl Class {
             Class::Write => "write",
             Class::Login => "login",
         }
+    }
+}
+
+/// Whether the request presents a password (HTTP Basic whose secret is not an API key): every
+/// such request is a guess as far as budgets go, wherever it is sent.
+fn carries_password(headers: &HeaderMap) -> bool {
+    match super::auth::credential(headers) {
+        Ok(crate::identity::Credential::Basic { secret, .. }) => !gati_auth::looks_like_api_key(&secret),
+        _ => false,
     }
 }
 
@@ -151,6 +160,11 @@ mod tests {
         assert_eq!(Class::of(&Method::POST, "/api/v1/auth/login", &none), Class::Login);
         assert_eq!(Class::of(&Method::POST, "/api/v1/users", &none), Class::Login);
         assert_eq!(Class::of(&Method::GET, "/api/v1/users/alice", &none), Class::Read);
+        assert_eq!(Class::of(&Method::GET, "/v2/a/manifests/v1", &with_auth), Class::Login, "a password on /v2");
+        let mut with_key = HeaderMap::new();
+        let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "alice:gati_abc");
+        with_key.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Basic {key}")).unwrap());
+        assert_eq!(Class::of(&Method::GET, "/v2/a/manifests/v1", &with_key), Class::Read, "an API key is no guess");
     }
 
     #[test]

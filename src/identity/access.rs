@@ -121,6 +121,13 @@ impl Identity {
                 return Err(IdentityError::Unauthenticated("the session was signed out".into()));
             }
         }
+        if let Some(id) = &claims.key {
+            // Issued for an API key: it ends when the key does.
+            let key = state.api_key(id)?.ok_or_else(bad_credentials)?;
+            if key.revoked_at.is_some() || key.expires_at.is_some_and(|at| at <= now()) || key.owner != name {
+                return Err(IdentityError::Unauthenticated("the API key the token was issued for was revoked".into()));
+            }
+        }
         let user = self.usable_user(state, &name, claims.iat)?;
         Ok(Principal::User { user: Box::new(user), limits })
     }

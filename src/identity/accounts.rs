@@ -11,6 +11,7 @@ use gati_core::{Namespace, RepoName};
 use serde::Serialize;
 
 use super::access::Target;
+use super::api_keys::owner_with_full_rights;
 use super::error::{IdentityError, Result};
 use super::tokens::TokenPair;
 use super::{Identity, now};
@@ -80,10 +81,6 @@ pub struct OrgView {
         Option<std::collections::BTreeMap<gati_core::identity::TeamName, std::collections::BTreeSet<AccountName>>>,
 }
 
-fn signed_in(principal: &Principal) -> Result<&AccountName> {
-    principal.user_name().ok_or_else(|| IdentityError::Unauthenticated("sign in first".into()))
-}
-
 /// Hashes a new password off the async workers; returns its PHC string.
 pub(super) async fn hash_off_thread(password: String) -> Result<String> {
     let hash = blocking(move || hash_password(&password))
@@ -92,8 +89,13 @@ pub(super) async fn hash_off_thread(password: String) -> Result<String> {
     Ok(hash.as_phc_str().to_owned())
 }
 
-/// A password check costs tens of milliseconds of CPU; it runs off the async workers.
+/// Password hashes computed at once: each costs tens of milliseconds of CPU and 19 MiB, so a
+/// flood of sign-ins queues here instead of exhausting memory.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+/// A password check runs off the async workers, a few at a time.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let _permit = HASHING.acquire().await.map_err(|e| IdentityError::internal(&e, "password hashing"))?;
     tokio::task::spawn_blocking(work).await.map_err(|e| IdentityError::internal(&e, "password hashing"))
 }
 
@@ -202,7 +204,7 @@ impl Identity {
 
     /// Changes the signed-in user's password; every earlier session and token stops working.
     pub async fn change_password(&self, principal: &Principal, current: &str, new: &str) -> Result<()> {
-        let name = signed_in(principal)?.clone();
+        let name = owner_with_full_rights(principal)?.clone();
         let user = self.check_password(name.as_str(), current).await?;
         check_password_policy(new, &[name.as_str(), user.email.local_part()])
             .map_err(|e| IdentityError::Invalid(e.to_string()))?;
@@ -216,7 +218,7 @@ impl Identity {
 
     /// Ends every session and token of the signed-in user.
     pub async fn sign_out_everywhere(&self, principal: &Principal) -> Result<()> {
-        let name = signed_in(principal)?.clone();
+        let name = owner_with_full_rights(principal)?.clone();
         self.write(IdentityCommand::UpdateUser { name, change: UserChange::RevokeTokens { at: now() } }).await
     }
 
@@ -242,7 +244,7 @@ impl Identity {
 
     /// Creates an organisation owned by the signed-in user.
     pub async fn create_org(&self, principal: &Principal, name: &str) -> Result<OrgView> {
-        let owner = signed_in(principal)?.clone();
+        let owner = owner_with_full_rights(principal)?.clone();
         let name: AccountName = name.parse()?;
         if name.is_reserved() && !principal.is_registry_admin() {
             return Err(IdentityError::Invalid(format!("the name {name:?} is reserved")));
@@ -269,7 +271,7 @@ impl Identity {
     fn org_for_owner(&self, principal: &Principal, name: &str) -> Result<OrgRecord> {
         let name: AccountName = name.parse().map_err(|_| IdentityError::NotFound("organisation"))?;
         let org = self.state().org(&name)?.ok_or(IdentityError::NotFound("organisation"))?;
-        let user = signed_in(principal)?;
+        let user = owner_with_full_rights(principal)?;
         match org.members.get(user) {
             Some(OrgRole::Owner) => Ok(org),
             _ if principal.is_registry_admin() => Ok(org),

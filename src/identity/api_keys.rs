@@ -67,14 +67,16 @@ impl From<ApiKeyRecord> for ApiKeyView {
     }
 }
 
-/// API keys manage a user's own keys only with the user's full rights: a key cannot mint keys.
-fn owner_with_full_rights(principal: &Principal) -> Result<&gati_core::identity::AccountName> {
-    match principal {
-        Principal::User { user, limits: gati_auth::policy::Limits::None } => Ok(&user.name),
-        Principal::User { .. } => {
-            Err(IdentityError::Forbidden("API keys and registry tokens cannot manage API keys".into()))
-        }
-        Principal::Anonymous => Err(IdentityError::Unauthenticated("sign in first".into())),
+/// The signed-in user when the credential carries their full rights: managing the account
+/// (keys, organisations, sessions) needs a password or a session, never an API key or a
+/// registry token, so a leaked narrow credential cannot widen itself.
+pub(super) fn owner_with_full_rights(principal: &Principal) -> Result<&gati_core::identity::AccountName> {
+    match (principal.with_full_rights(), principal) {
+        (Some(name), _) => Ok(name),
+        (None, Principal::User { .. }) => Err(IdentityError::Forbidden(
+            "API keys and registry tokens cannot manage accounts; sign in with a password or a session".into(),
+        )),
+        (None, Principal::Anonymous) => Err(IdentityError::Unauthenticated("sign in first".into())),
     }
 }
 

@@ -31,7 +31,8 @@ pub struct Mailer {
     pub public_url: String,
 }
 
-fn random_hex(bytes: usize) -> String {
+/// `bytes` random bytes as lowercase hex, from the thread's cryptographically secure generator.
+pub(super) fn random_hex(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
     rand::fill(&mut buffer[..]);
     buffer.iter().map(|b| format!("{b:02x}")).collect()
@@ -124,6 +125,7 @@ impl Identity {
 
     /// Mails a new verification link to the signed-in user.
     pub async fn resend_verification(&self, principal: &super::Principal) -> Result<()> {
+        super::api_keys::owner_with_full_rights(principal)?;
         let super::Principal::User { user, .. } = principal else {
             return Err(IdentityError::Unauthenticated("sign in first".into()));
         };

@@ -106,9 +106,14 @@ impl Identity {
         &self.inner.config.service
     }
 
-    /// The configured token endpoint, if one is set (otherwise derived from the request).
-    pub fn realm(&self) -> Option<&str> {
-        self.inner.config.realm.as_deref()
+    /// The token endpoint clients are sent to: the configured realm, or `<public_url>/token`
+    /// when a public URL is configured; `None` derives it from the request.
+    pub fn realm(&self) -> Option<String> {
+        match (&self.inner.config.realm, &self.inner.config.public_url) {
+            (Some(realm), _) => Some(realm.clone()),
+            (None, Some(public)) => Some(format!("{}/token", public.trim_end_matches('/'))),
+            (None, None) => None,
+        }
     }
 
     /// Where a provider sends the browser back after an external sign-in.

@@ -136,6 +136,11 @@ impl Identity {
                 IdentityError::Invalid("the provider shared no email address; allow the email scope".into())
             })?
             .parse()?;
+        if !external.email_verified {
+            return Err(IdentityError::Invalid(
+                "the provider has not verified this email address; verify it there first".into(),
+            ));
+        }
         if self.state().user_by_email(&email)?.is_some() {
             return Err(IdentityError::Taken(
                 "an account already uses this email address; sign in to it and link the provider instead".into(),
@@ -156,7 +161,7 @@ impl Identity {
             let user = UserRecord {
                 name,
                 email: email.clone(),
-                email_verified: external.email_verified,
+                email_verified: true,
                 password: None,
                 registry_admin: false,
                 verified_publisher: false,

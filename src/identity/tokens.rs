@@ -15,6 +15,7 @@ use gati_core::identity::{IdentityCommand, SessionId, SessionRecord, SigningKeys
 use tracing::{info, warn};
 
 use super::error::{IdentityError, Result};
+use super::mail::random_hex;
 use super::{Identity, now};
 
 /// The key ring and the replicated keys it was built from.
@@ -47,12 +48,6 @@ pub struct RegistryToken {
     pub issued_at: u64,
     /// A refresh token, when the client asked for offline access.
     pub refresh_token: Option<String>,
-}
-
-fn random_hex(bytes: usize) -> Result<String> {
-    let mut buffer = vec![0u8; bytes];
-    rand::fill(&mut buffer[..]);
-    Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn auth_error(e: gati_auth::AuthError) -> IdentityError {
@@ -176,10 +171,11 @@ impl Identity {
             exp: now.saturating_add(ttl),
             nbf: now,
             iat: now,
-            jti: random_hex(16)?,
+            jti: random_hex(16),
             sid: None,
             kind,
             access: Vec::new(),
+            key: None,
         })
     }
 
@@ -199,7 +195,7 @@ impl Identity {
     pub(crate) async fn start_session(&self, user: &UserRecord) -> Result<TokenPair> {
         let now = now();
         let session = SessionRecord {
-            id: random_hex(16)?.parse()?,
+            id: random_hex(16).parse()?,
             user: user.name.clone(),
             created_at: now,
             expires_at: now.saturating_add(self.inner.config.refresh_token_secs),
@@ -260,7 +256,13 @@ impl Identity {
     }
 
     /// Issues a registry token for `user` (`None` for anonymous) with exactly `access`.
-    pub fn registry_token(&self, user: Option<&UserRecord>, access: Vec<ResourceAccess>) -> Result<String> {
+    /// A token issued for an API key names it (`key`), so revoking the key ends the token too.
+    pub fn registry_token(
+        &self,
+        user: Option<&UserRecord>,
+        access: Vec<ResourceAccess>,
+        key: Option<gati_core::identity::ApiKeyId>,
+    ) -> Result<String> {
         let ring = self.keyring()?;
         let subject = user.map_or("", |u| u.name.as_str());
         let mut claims = self.claims(
@@ -270,6 +272,7 @@ impl Identity {
             self.inner.config.access_token_secs,
         )?;
         claims.access = access;
+        claims.key = key;
         ring.issue(&claims).map_err(auth_error)
     }
 

@@ -94,6 +94,8 @@ pub enum Limits {
     None,
     /// An API key: its permissions and repository patterns.
     ApiKey {
+        /// The key, so tokens issued for it can name it.
+        id: gati_core::identity::ApiKeyId,
         /// The permissions.
         permissions: BTreeSet<KeyPermission>,
         /// The repositories it is limited to; empty means all.
@@ -115,7 +117,7 @@ impl Limits {
         let repositories: Vec<RepoPattern> = key.repositories.iter().filter_map(|p| p.parse().ok()).collect();
         let permissions =
             if repositories.len() == key.repositories.len() { key.permissions.clone() } else { BTreeSet::new() };
-        Limits::ApiKey { permissions, repositories }
+        Limits::ApiKey { id: key.id.clone(), permissions, repositories }
     }
 }
 
@@ -125,6 +127,15 @@ impl Principal {
         match self {
             Principal::Anonymous => None,
             Principal::User { user, .. } => Some(&user.name),
+        }
+    }
+
+    /// The signed-in user, when the credential carries their full rights (a password or a
+    /// session, not an API key or a registry token): what managing the account itself needs.
+    pub fn with_full_rights(&self) -> Option<&AccountName> {
+        match self {
+            Principal::User { user, limits: Limits::None } => Some(&user.name),
+            _ => None,
         }
     }
 
@@ -430,6 +441,7 @@ mod tests {
         let key = |permissions: &[KeyPermission], patterns: &[&str]| Principal::User {
             user: user("alice"),
             limits: Limits::ApiKey {
+                id: "abcdefghabcdefgh".parse().unwrap(),
                 permissions: permissions.iter().copied().collect(),
                 repositories: patterns.iter().map(|p| p.parse().unwrap()).collect(),
             },
@@ -444,7 +456,11 @@ mod tests {
         );
         let bob_key = Principal::User {
             user: user("bob"),
-            limits: Limits::ApiKey { permissions: [KeyPermission::Push].into(), repositories: vec![] },
+            limits: Limits::ApiKey {
+                id: "abcdefghabcdefgh".parse().unwrap(),
+                permissions: [KeyPermission::Push].into(),
+                repositories: vec![],
+            },
         };
         assert_eq!(private.decide(&bob_key, Action::Push), Decision::NotFound, "a key never exceeds its owner");
     }

@@ -76,6 +76,9 @@ pub struct Claims {
     /// The granted access, in the Docker registry token format.
     #[serde(default)]
     pub access: Vec<ResourceAccess>,
+    /// The API key the token was issued for, if any: revoking the key ends the token too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<gati_core::identity::ApiKeyId>,
 }
 
 /// The part of a JWS header read before the signature is checked.
@@ -250,6 +253,7 @@ mod tests {
             iat: NOW,
             jti: "0123456789abcdef".into(),
             sid: Some("0123456789abcdef0123456789abcdef".parse().unwrap()),
+            key: None,
             kind: TokenKind::Access,
             access: vec![ResourceAccess {
                 r#type: "repository".into(),

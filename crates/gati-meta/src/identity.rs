@@ -285,6 +285,9 @@ impl Pending<'_> {
                 if outcome != Applied::IdentityChanged {
                     return Ok(outcome);
                 }
+                if password.is_some() {
+                    self.recover_account(&token.user, *at)?;
+                }
                 token.used_at = Some(*at);
                 self.write(id_key, &token)?;
                 Ok(Applied::IdentityChanged)
@@ -302,12 +305,11 @@ impl Pending<'_> {
                 if keys.keys.iter().any(|k| k.kid == new_key.kid) {
                     return refused(IdentityRejection::IdTaken);
                 }
-                if let Some(active) = &keys.active
-                    && let Some(previous) = keys.keys.iter_mut().find(|k| &k.kid == active)
-                {
-                    let retire =
-                        previous.retire_after.map_or(*retire_previous_after, |r| r.min(*retire_previous_after));
-                    previous.retire_after = Some(retire);
+                // Every older key retires by then too: an emergency rotation (retiring at once)
+                // must not leave an earlier key verifying for the rest of its grace period.
+                for older in &mut keys.keys {
+                    let retire = older.retire_after.map_or(*retire_previous_after, |r| r.min(*retire_previous_after));
+                    older.retire_after = Some(retire);
                 }
                 keys.keys.retain(|k| k.retire_after.is_none_or(|r| r >= *now));
                 keys.keys.push(new_key.as_ref().clone());
@@ -375,6 +377,33 @@ impl Pending<'_> {
         }
         self.write(key(USER, &[name.as_str()]), &user)?;
         Ok(Applied::IdentityChanged)
+    }
+
+    /// After a password reset (the mailbox owner taking the account back): every API key is
+    /// revoked, the address counts as verified, and external sign-ins linked while it was not
+    /// verified are unlinked, so whoever held the account before keeps no way in.
+    fn recover_account(&mut self, name: &AccountName, at: u64) -> Result<()> {
+        let Some(mut user) = self.user(name)? else { return Ok(()) };
+        let mut keys_of = key(KEYS_OF, &[name.as_str()]);
+        keys_of.push(0);
+        for (k, _) in self.scan_prefix(&keys_of)? {
+            let id = std::str::from_utf8(&k[keys_of.len()..]).map_err(|e| MetaError::Corrupt(e.to_string()))?;
+            let id_key = key(API_KEY, &[id]);
+            if let Some(mut record) = self.read::<ApiKeyRecord>(&id_key)?
+                && record.revoked_at.is_none()
+            {
+                record.revoked_at = Some(at);
+                self.write(id_key, &record)?;
+            }
+        }
+        if !user.email_verified {
+            for identity in std::mem::take(&mut user.external) {
+                self.delete(external_key(&identity));
+            }
+            user.email_verified = true;
+            self.write(key(USER, &[name.as_str()]), &user)?;
+        }
+        Ok(())
     }
 
     fn set_org_member(&mut self, org_name: &AccountName, user: &AccountName, role: Option<OrgRole>) -> Result<Applied> {
@@ -710,6 +739,10 @@ mod tests {
         apply(&sm, Id::RotateSigningKey { key: key("000000000000000c"), retire_previous_after: 300, now: 250 });
         let kids: Vec<_> = sm.signing_keys().unwrap().keys.into_iter().map(|k| k.kid.to_string()).collect();
         assert_eq!(kids, ["000000000000000b", "000000000000000c"], "a retired key is dropped");
+        // An emergency rotation retires every older key at once, not only the active one.
+        apply(&sm, Id::RotateSigningKey { key: key("000000000000000d"), retire_previous_after: 260, now: 260 });
+        let retire: Vec<_> = sm.signing_keys().unwrap().keys.into_iter().map(|k| k.retire_after).collect();
+        assert_eq!(retire, [Some(260), Some(260), None]);
     }
 
     fn event(n: u64) -> gati_core::identity::AuditEvent {
@@ -777,9 +810,23 @@ mod tests {
         assert_eq!(apply(&sm, redeem(&verify, P::VerifyEmail, None, 10)), Applied::IdentityChanged);
         assert!(sm.user(&name("alice")).unwrap().unwrap().email_verified);
         assert_eq!(apply(&sm, redeem(&verify, P::VerifyEmail, None, 11)), refused(Why::TokenUnusable), "used");
+        let key = ApiKeyRecord {
+            id: "abcdefghabcdefgh".parse().unwrap(),
+            owner: name("alice"),
+            label: "ci".into(),
+            secret_sha256: "00".repeat(32),
+            permissions: [KeyPermission::Push].into(),
+            repositories: vec![],
+            expires_at: None,
+            created_at: 1,
+            revoked_at: None,
+            last_used_at: None,
+        };
+        apply(&sm, Id::CreateApiKey { key: Box::new(key.clone()) });
         assert_eq!(apply(&sm, redeem(&reset, P::ResetPassword, Some("$new"), 20)), Applied::IdentityChanged);
         let alice = sm.user(&name("alice")).unwrap().unwrap();
         assert_eq!((alice.password.as_deref(), alice.tokens_valid_after), (Some("$new"), 20));
+        assert_eq!(sm.api_key(&key.id).unwrap().unwrap().revoked_at, Some(20), "a reset revokes every API key");
         assert_eq!(apply(&sm, redeem(&reset, P::ResetPassword, Some("$other"), 21)), refused(Why::TokenUnusable));
     }
 

@@ -61,7 +61,7 @@ impl<'a> Pending<'a> {
     }
 
     /// Every live key under `prefix` with its value, pending writes applied, in key order.
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub(crate) fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut merged = BTreeMap::new();
         for entry in self.tree.scan_prefix(prefix) {
             let (k, v) = entry?;
