@@ -155,15 +155,26 @@ impl Identity {
         self.write(IdentityCommand::RedeemEmailToken { id, purpose, password: None, at: now() }).await
     }
 
-    /// Mails a password-reset link if an account has `email`; answers the same either way.
+    /// Mails a password-reset link if an account has `email`; answers the same, at once, either
+    /// way: the lookup and the mail happen after the answer, so neither its content nor its
+    /// timing tells whether the address has an account.
     pub async fn request_password_reset(&self, email: &str) -> Result<()> {
         let Ok(email) = email.parse::<Email>() else { return Ok(()) };
-        let state = self.fresh().await?;
-        if let Some(user) = state.user_by_email(&email)?
-            && !user.disabled
-        {
-            self.mail_token(&user.name, &user.email, EmailTokenPurpose::ResetPassword).await?;
-        }
+        let identity = self.clone();
+        tokio::spawn(async move {
+            let outcome = async {
+                let state = identity.fresh().await?;
+                if let Some(user) = state.user_by_email(&email)?
+                    && !user.disabled
+                {
+                    identity.mail_token(&user.name, &user.email, EmailTokenPurpose::ResetPassword).await?;
+                }
+                Ok::<(), IdentityError>(())
+            };
+            if let Err(e) = outcome.await {
+                warn!(error = %e, "password reset mail not sent");
+            }
+        });
         Ok(())
     }
 
