@@ -66,6 +66,8 @@ struct Inner {
     public_url: String,
     /// API key uses not yet recorded.
     key_uses: Mutex<api_keys::KeyUses>,
+    /// Access tokens already verified, by a digest of their text.
+    verified: Mutex<std::collections::HashMap<[u8; 32], tokens::VerifiedToken>>,
 }
 
 /// The current time in unix seconds.
@@ -92,7 +94,20 @@ impl Identity {
         let mailer = mailer.filter(|_| config.enabled);
         let keyring = Mutex::new(None);
         let key_uses = Mutex::new(api_keys::KeyUses::default());
-        let inner = Inner { cluster, config, admins, keyring, login_guard, audit, mailer, oidc, public_url, key_uses };
+        let verified = Mutex::new(std::collections::HashMap::new());
+        let inner = Inner {
+            cluster,
+            config,
+            admins,
+            keyring,
+            login_guard,
+            audit,
+            mailer,
+            oidc,
+            public_url,
+            key_uses,
+            verified,
+        };
         Ok(Identity { inner: Arc::new(inner) })
     }
 

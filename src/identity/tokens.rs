@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+use sha2::Digest as _;
+
 use gati_auth::token::{Claims, ResourceAccess, TokenKind};
 use gati_auth::{Keyring, SigningKey};
 use gati_core::identity::{IdentityCommand, SessionId, SessionRecord, SigningKeys, UserRecord};
@@ -18,10 +20,28 @@ use super::error::{IdentityError, Result};
 use super::mail::random_hex;
 use super::{Identity, now};
 
+/// How long (seconds) a verified token is remembered at most.
+const VERIFIED_FOR: u64 = 60;
+/// How many verified tokens a node remembers.
+const VERIFIED_KEPT: usize = 50_000;
+
+/// A token whose signature and claims were checked.
+pub(crate) struct VerifiedToken {
+    claims: Claims,
+    /// Whether it is a registry token (scoped to its `access` claim).
+    scoped: bool,
+    /// The generation of the key ring it was checked against.
+    generation: u64,
+    /// Until when (unix seconds) it may be taken as checked.
+    until: u64,
+}
+
 /// The key ring and the replicated keys it was built from.
 pub(crate) struct CachedKeyring {
     source: SigningKeys,
     ring: Arc<Keyring>,
+    /// Counts rebuilds, so what was checked against an earlier ring is never taken as current.
+    generation: u64,
 }
 
 /// A session's tokens, as a sign-in or a refresh returns them.
@@ -65,11 +85,17 @@ impl Identity {
 
     /// The key ring of the replicated signing keys; unavailable until the first key exists.
     pub(crate) fn keyring(&self) -> Result<Arc<Keyring>> {
+        Ok(self.keyring_generation()?.0)
+    }
+
+    /// The key ring and its generation (which changes whenever the ring is rebuilt).
+    fn keyring_generation(&self) -> Result<(Arc<Keyring>, u64)> {
         let keys = self.state().signing_keys()?;
         let mut cached = self.inner.keyring.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(cached) = cached.as_ref().filter(|c| c.source == keys) {
-            return Ok(cached.ring.clone());
+            return Ok((cached.ring.clone(), cached.generation));
         }
+        let generation = cached.as_ref().map_or(0, |c| c.generation + 1);
         let active =
             keys.active.as_ref().ok_or_else(|| IdentityError::Unavailable("no token-signing key yet".into()))?;
         let mut ring = None;
@@ -84,8 +110,8 @@ impl Identity {
         }
         let active = ring.ok_or_else(|| IdentityError::Unavailable("the active signing key is missing".into()))?;
         let ring = Arc::new(Keyring { active, verifying });
-        *cached = Some(CachedKeyring { source: keys, ring: ring.clone() });
-        Ok(ring)
+        *cached = Some(CachedKeyring { source: keys, ring: ring.clone(), generation });
+        Ok((ring, generation))
     }
 
     /// Whether tokens can be issued and checked: identity is off, or a signing key exists.
@@ -283,19 +309,45 @@ impl Identity {
 
     /// Verifies an access token of either audience and returns its claims and whether it is a
     /// registry token (scoped to its `access` claim).
+    ///
+    /// A client repeats one token for many requests, so a verified token is remembered (by a
+    /// digest of its text) until it expires, for at most [`VERIFIED_FOR`], and only while the key
+    /// ring it was checked against is current: a rotation forgets every entry at once. The
+    /// revocation checks that follow (account, session, API key) run on every request.
     pub(crate) fn verify_access_token(&self, token: &str) -> Result<(Claims, bool)> {
-        let ring = self.keyring()?;
-        let issuer = &self.inner.config.issuer;
+        let (ring, generation) = self.keyring_generation()?;
         let now = now();
-        match ring.verify_kind(token, now, &self.inner.config.service, issuer, TokenKind::Access) {
-            Ok(claims) => Ok((claims, true)),
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        {
+            let verified = self.inner.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(hit) = verified.get(&digest)
+                && hit.generation == generation
+                && now < hit.until
+            {
+                return Ok((hit.claims.clone(), hit.scoped));
+            }
+        }
+        let issuer = &self.inner.config.issuer;
+        let (claims, scoped) = match ring.verify_kind(token, now, &self.inner.config.service, issuer, TokenKind::Access)
+        {
+            Ok(claims) => (claims, true),
             Err(gati_auth::AuthError::TokenInvalid { reason: "wrong audience" }) => {
                 let claims = ring
                     .verify_kind(token, now, &self.api_audience(), issuer, TokenKind::Access)
                     .map_err(auth_error)?;
-                Ok((claims, false))
+                (claims, false)
             }
-            Err(e) => Err(auth_error(e)),
+            Err(e) => return Err(auth_error(e)),
+        };
+        let until = claims.exp.saturating_add(gati_auth::token::CLOCK_LEEWAY_SECS).min(now + VERIFIED_FOR);
+        let mut verified = self.inner.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if verified.len() >= VERIFIED_KEPT {
+            verified.retain(|_, hit| hit.generation == generation && now < hit.until);
+            if verified.len() >= VERIFIED_KEPT {
+                verified.clear();
+            }
         }
+        verified.insert(digest, VerifiedToken { claims: claims.clone(), scoped, generation, until });
+        Ok((claims, scoped))
     }
 }
