@@ -111,9 +111,9 @@ impl From<CoreError> for RegistryError {
             CoreError::DigestInvalid(_) | CoreError::DigestUnsupported(_) => {
                 RegistryError::DigestInvalid(e.to_string())
             }
-            CoreError::NameInvalid { .. } | CoreError::IdentityInvalid { .. } => {
-                RegistryError::NameInvalid(e.to_string())
-            }
+            CoreError::NameInvalid { .. }
+            | CoreError::IdentityInvalid { .. }
+            | CoreError::VersionRangeInvalid { .. } => RegistryError::NameInvalid(e.to_string()),
             CoreError::TagInvalid(_) => RegistryError::TagInvalid(e.to_string()),
             CoreError::ManifestInvalid(_) | CoreError::ManifestUnsupported(_) => {
                 RegistryError::ManifestInvalid(e.to_string())

@@ -65,6 +65,14 @@ pub enum CoreError {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// A version range is not npm range syntax.
+    #[error("invalid version range {range:?}: {reason}")]
+    VersionRangeInvalid {
+        /// The rejected range, cut to a printable length.
+        range: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
     /// A cluster setting (shard count, group name, node id) is out of its domain.
     #[error("invalid cluster setting: {0}")]
     ClusterInvalid(String),

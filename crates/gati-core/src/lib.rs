@@ -18,6 +18,7 @@ mod newtype;
 pub mod range;
 pub mod reference;
 pub mod upload;
+pub mod version_range;
 
 pub use cluster::{GroupId, NodeId, ShardCount, ShardId, place_shard};
 pub use command::{Applied, Command, ManifestRecord, Proposal, ProposalOutcome, Rejection, TagCondition};
@@ -29,3 +30,4 @@ pub use name::{Namespace, RepoName};
 pub use range::{ByteRange, ContentRange};
 pub use reference::{Reference, Tag};
 pub use upload::UploadId;
+pub use version_range::VersionRange;
