@@ -4,7 +4,7 @@
 //! The rules are npm's (node-semver), not Cargo's: a bare version is exact, `^` allows changes
 //! that do not modify the left-most non-zero part, and a pre-release version matches only a
 //! range whose comparators name the same `major.minor.patch` with a pre-release, so `^1.2.0`
-//! never picks up `1.3.0-beta`. Versions are `semver::Version` (SemVer 2.0 precedence).
+//! never picks up `1.3.0-beta`. Versions are `semver::Version` (`SemVer` 2.0 precedence).
 
 use std::fmt;
 use std::str::FromStr;
