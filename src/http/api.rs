@@ -46,7 +46,7 @@ impl Problem {
     }
 
     fn too_many(wait: std::time::Duration) -> Problem {
-        let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        let secs = super::limits::retry_after_secs(wait);
         Problem {
             retry_after: Some(secs),
             ..Problem::new(StatusCode::TOO_MANY_REQUESTS, "Too many requests", format!("retry in {secs} s"))

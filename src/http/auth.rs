@@ -117,7 +117,7 @@ fn scope_for(repo: &RepoName, action: Action) -> String {
 
 /// The OCI `429` after a spent budget or a sign-in lockout.
 fn too_many(wait: std::time::Duration) -> OciError {
-    let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    let secs = super::limits::retry_after_secs(wait);
     OciError::new(StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS", format!("too many requests; retry in {secs} s"))
         .with_header(header::RETRY_AFTER, secs.to_string())
 }
@@ -352,7 +352,7 @@ pub(super) async fn get_token(State(state): State<HttpState>, request: axum::ext
         (Credential::Basic { secret, .. }, Principal::User { user, .. }, true)
             if !gati_auth::looks_like_api_key(secret) =>
         {
-            match state.identity.start_session_for(user).await {
+            match state.identity.start_session(user).await {
                 Ok(tokens) => Some(tokens.refresh_token),
                 Err(e) => return token_failure(e),
             }
@@ -392,7 +392,7 @@ pub(super) async fn post_token(State(state): State<HttpState>, request: axum::ex
             };
             let refresh = match (&principal, form.get("access_type").map(String::as_str)) {
                 (Principal::User { user, .. }, Some("offline")) if !gati_auth::looks_like_api_key(password) => {
-                    match identity.start_session_for(user).await {
+                    match identity.start_session(user).await {
                         Ok(tokens) => Some(tokens.refresh_token),
                         Err(e) => return token_failure(e),
                     }

@@ -107,9 +107,14 @@ impl RequestLimits {
     }
 }
 
+/// `Retry-After` for a wait: whole seconds, rounded up, at least one.
+pub(super) fn retry_after_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 /// The `429` for `path`, in the format of the API it belongs to.
 pub(super) fn too_many(path: &str, wait: Duration) -> Response {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = retry_after_secs(wait);
     let detail = format!("too many requests; retry in {secs} s");
     let mut response = if path.starts_with("/v2") {
         let body = json!({ "errors": [{ "code": "TOOMANYREQUESTS", "message": detail, "detail": null }] });
@@ -122,7 +127,7 @@ pub(super) fn too_many(path: &str, wait: Duration) -> Response {
         (StatusCode::TOO_MANY_REQUESTS, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string())
             .into_response()
     };
-    if let Ok(value) = HeaderValue::from_str(&secs.max(1).to_string()) {
+    if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response

@@ -94,14 +94,7 @@ impl Identity {
                     continue;
                 }
                 let Ok(repo) = access.name.parse::<RepoName>() else { continue };
-                for action in &access.actions {
-                    let action = match action.as_str() {
-                        "pull" => Action::Pull,
-                        "push" => Action::Push,
-                        "delete" => Action::Delete,
-                        "*" => Action::Admin,
-                        _ => continue,
-                    };
+                for action in access.actions.iter().filter_map(|a| Action::from_scope_name(a)) {
                     granted.insert((repo.clone(), action));
                 }
             }
@@ -196,6 +189,21 @@ impl Identity {
                 });
             }
         };
+        self.with_view(repo, |view, in_team| policy::decide(principal, view, repo, action, client, in_team))
+    }
+
+    /// The role `user` holds on `repo`'s namespace, before any credential limits.
+    pub(super) fn role_on(&self, user: &UserRecord, repo: &RepoName) -> Result<Option<gati_core::identity::Role>> {
+        self.with_view(repo, |view, in_team| policy::role_of(user, view, in_team))
+    }
+
+    /// Gathers what the policy reads about `repo`'s namespace (owner, policy, whether the
+    /// repository exists, team membership) from the local replica and hands it to `f`.
+    fn with_view<R>(
+        &self,
+        repo: &RepoName,
+        f: impl FnOnce(&NamespaceView<'_>, &dyn Fn(&AccountName, &gati_core::identity::TeamName, &AccountName) -> bool) -> R,
+    ) -> Result<R> {
         let state = self.state();
         let namespace = repo.namespace();
         let policy = state.namespace_policy(&namespace)?;
@@ -220,7 +228,7 @@ impl Identity {
         let in_team = |org: &AccountName, team: &gati_core::identity::TeamName, user: &AccountName| {
             state.org(org).ok().flatten().is_some_and(|o| o.teams.get(team).is_some_and(|m| m.contains(user)))
         };
-        Ok(policy::decide(principal, &view, repo, action, client, &in_team))
+        Ok(f(&view, &in_team))
     }
 
     /// Whether `repo`'s namespace is private (reads of it are audited).

@@ -367,22 +367,11 @@ impl Identity {
         self.write(IdentityCommand::SetNamespaceGrant { namespace, grantee, role }).await
     }
 
+    /// Whether `principal` owns `namespace` (by ownership, organisation, a grant to them or to a
+    /// team of theirs, or administration): the policy's own rule.
     fn is_namespace_owner(&self, principal: &Principal, namespace: &Namespace) -> Result<bool> {
-        let gati_auth::policy::Principal::User { user, .. } = principal else { return Ok(false) };
-        if user.registry_admin {
-            return Ok(true);
-        }
-        let state = self.state();
-        let policy = state.namespace_policy(namespace)?;
-        let owner = match namespace.as_str().split_once('/') {
-            Some(("users", name)) => name == user.name.as_str(),
-            Some(("orgs", name)) => {
-                state.org(&name.parse()?)?.is_some_and(|o| o.members.get(&user.name) == Some(&OrgRole::Owner))
-            }
-            _ => false,
-        };
-        let granted =
-            policy.grants.values().any(|(g, r)| *r == Role::Owner && *g == Grantee::User { name: user.name.clone() });
-        Ok(owner || granted)
+        let Principal::User { user, .. } = principal else { return Ok(false) };
+        let probe: RepoName = format!("{namespace}/x").parse()?;
+        Ok(self.role_on(user, &probe)? == Some(Role::Owner))
     }
 }

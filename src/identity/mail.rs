@@ -42,9 +42,9 @@ fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Compares two strings in time that depends only on their lengths.
+/// Compares two secrets in time that does not depend on where they differ.
 pub(super) fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    gati_auth::constant_time_eq(a.as_bytes(), b.as_bytes())
 }
 
 impl Mailer {

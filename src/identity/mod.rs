@@ -32,7 +32,7 @@ pub use audit::AuditEntry;
 pub use error::{IdentityError, Result};
 pub use gati_auth::policy::{Action, Decision, Principal};
 pub use mail::Mailer;
-pub use tokens::{RegistryToken, TokenPair};
+pub use tokens::TokenPair;
 
 use crate::cluster::Cluster;
 use crate::config::AuthConfig;

@@ -57,19 +57,6 @@ pub struct TokenPair {
     pub session: SessionId,
 }
 
-/// A registry token as the OCI token endpoint returns it.
-#[derive(Clone, Debug)]
-pub struct RegistryToken {
-    /// The bearer token.
-    pub token: String,
-    /// Seconds it is valid.
-    pub expires_in: u64,
-    /// When it was issued (unix seconds).
-    pub issued_at: u64,
-    /// A refresh token, when the client asked for offline access.
-    pub refresh_token: Option<String>,
-}
-
 fn auth_error(e: gati_auth::AuthError) -> IdentityError {
     match e.code() {
         gati_core::ErrorCode::Internal => IdentityError::internal(&e, "token keys"),
@@ -205,20 +192,15 @@ impl Identity {
         })
     }
 
-    /// Starts a login session for a user already authenticated (the OCI token endpoint's
-    /// offline access); returns its tokens.
-    pub async fn start_session_for(&self, user: &UserRecord) -> Result<TokenPair> {
-        self.start_session(user).await
-    }
-
     /// The principal a valid refresh token speaks for, with the user's full rights.
     pub async fn principal_of_refresh_token(&self, token: &str) -> Result<gati_auth::policy::Principal> {
         let (user, _) = self.check_refresh_token(token).await?;
         Ok(gati_auth::policy::Principal::User { user: Box::new(user), limits: gati_auth::policy::Limits::None })
     }
 
-    /// Starts a login session for `user`: records it, then issues its access and refresh tokens.
-    pub(crate) async fn start_session(&self, user: &UserRecord) -> Result<TokenPair> {
+    /// Starts a login session for `user`, already authenticated: records it, then issues its
+    /// access and refresh tokens.
+    pub async fn start_session(&self, user: &UserRecord) -> Result<TokenPair> {
         let now = now();
         let session = SessionRecord {
             id: random_hex(16).parse()?,

@@ -49,11 +49,11 @@ impl Interceptor for RequireSecret {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
         let Some(secret) = &self.0 else { return Ok(request) };
         let presented = request.metadata().get(SECRET_KEY).map(|v| v.as_bytes()).unwrap_or_default();
-        let expected = secret.as_bytes();
-        // Compared in time that depends only on the lengths.
-        let same = presented.len() == expected.len()
-            && presented.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-        if same { Ok(request) } else { Err(Status::unauthenticated("missing or wrong cluster secret")) }
+        if gati_auth::constant_time_eq(presented, secret.as_bytes()) {
+            Ok(request)
+        } else {
+            Err(Status::unauthenticated("missing or wrong cluster secret"))
+        }
     }
 }
 

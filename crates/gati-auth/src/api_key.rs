@@ -58,7 +58,7 @@ impl SecretHash {
     /// hash matches nothing.
     pub fn matches(&self, secret: &ApiKeySecret) -> bool {
         let candidate = SecretHash::of(secret);
-        aws_lc_rs::constant_time::verify_slices_are_equal(candidate.0.as_bytes(), self.0.as_bytes()).is_ok()
+        constant_time_eq(candidate.0.as_bytes(), self.0.as_bytes())
     }
 
     /// Takes a hash back from storage (the `secret_sha256` of an API key record). It is not
@@ -145,6 +145,11 @@ pub fn parse_api_key(text: &str) -> Result<(ApiKeyId, ApiKeySecret)> {
         return Err(AuthError::ApiKeyMalformed);
     }
     Ok((id, ApiKeySecret(secret.to_owned())))
+}
+
+/// Whether two secrets are equal, in time that does not depend on where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
 }
 
 /// Returns whether a credential (a Basic-auth password, a bearer value) is meant as an API key, so

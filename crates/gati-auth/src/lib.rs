@@ -17,7 +17,7 @@ pub mod token;
 // The ids are `gati-core`'s, so the replicated records and this crate speak one type.
 pub use gati_core::identity::{ApiKeyId, KeyId};
 
-pub use api_key::{ApiKeySecret, NewApiKey, SecretHash, looks_like_api_key, parse_api_key};
+pub use api_key::{ApiKeySecret, NewApiKey, SecretHash, constant_time_eq, looks_like_api_key, parse_api_key};
 pub use error::{AuthError, Result};
 pub use password::{PasswordHash, check_password_policy, hash_password, verify_against_nothing, verify_password};
 pub use pattern::RepoPattern;

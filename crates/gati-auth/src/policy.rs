@@ -61,6 +61,11 @@ impl Action {
         }
     }
 
+    /// The action an OCI token scope action name stands for; `None` for names it does not know.
+    pub fn from_scope_name(name: &str) -> Option<Action> {
+        [Action::Pull, Action::Push, Action::Delete, Action::Admin].into_iter().find(|a| a.scope_name() == name)
+    }
+
     /// The OCI token scope action name (`pull`, `push`, `delete`; `*` for admin).
     pub fn scope_name(self) -> &'static str {
         match self {
