@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::artifact::{ArtifactCommand, ArtifactRejection};
 use crate::digest::Digest;
 use crate::identity::{IdentityCommand, IdentityRejection};
 use crate::media_type::{ManifestKind, MediaType};
@@ -120,6 +121,8 @@ pub enum Command {
     /// A write to users, organisations, policies, keys or sessions; only the `meta` group
     /// applies these.
     Identity(IdentityCommand),
+    /// A write to a Gati artifact's typed state (versions, dist-tags, deprecations, downloads).
+    Artifact(ArtifactCommand),
 }
 
 impl Command {
@@ -132,6 +135,7 @@ impl Command {
             | Command::PutManifest { repo, .. }
             | Command::DeleteManifest { repo, .. }
             | Command::DeleteTag { repo, .. } => Some(repo),
+            Command::Artifact(a) => Some(a.repo()),
             Command::Identity(_) => None,
         }
     }
@@ -179,6 +183,8 @@ pub enum Rejection {
     },
     /// An identity write was refused.
     Identity(IdentityRejection),
+    /// An artifact write was refused.
+    Artifact(ArtifactRejection),
     /// The command was sent to a group that does not apply it (a repository write to `meta`, an
     /// identity write to a shard).
     WrongGroup,
@@ -211,6 +217,8 @@ pub enum Applied {
     TagDeleted,
     /// The identity write is applied.
     IdentityChanged,
+    /// The artifact write is applied.
+    ArtifactChanged,
     /// The command was refused; nothing changed.
     Rejected(Rejection),
 }

@@ -73,6 +73,36 @@ pub enum CoreError {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// A version is not `SemVer` 2.0.
+    #[error("invalid version {version:?}: {reason}")]
+    VersionInvalid {
+        /// The rejected version, cut to a printable length.
+        version: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// A dist-tag is malformed.
+    #[error("invalid dist-tag {tag:?}: {reason}")]
+    DistTagInvalid {
+        /// The rejected tag, cut to a printable length.
+        tag: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// An artifact reference cannot be parsed.
+    #[error("invalid artifact reference {reference:?}: {reason}")]
+    ArtifactRefInvalid {
+        /// The rejected reference, cut to a printable length.
+        reference: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// An artifact type is not one of the product's.
+    #[error("unknown artifact type {kind:?}")]
+    ArtifactKindUnknown {
+        /// The rejected type, cut to a printable length.
+        kind: String,
+    },
     /// A cluster setting (shard count, group name, node id) is out of its domain.
     #[error("invalid cluster setting: {0}")]
     ClusterInvalid(String),

@@ -6,6 +6,7 @@
 //! that it can run inside the state machine and under property tests.
 #![warn(missing_docs)]
 
+pub mod artifact;
 pub mod cluster;
 pub mod command;
 pub mod digest;
