@@ -18,6 +18,7 @@ pub mod name;
 mod newtype;
 pub mod range;
 pub mod reference;
+pub mod resolve;
 pub mod upload;
 pub mod version_range;
 

@@ -7,6 +7,7 @@
 //! with each apply, and log entries are opaque bytes.
 #![warn(missing_docs)]
 
+pub mod artifact;
 pub mod error;
 mod identity;
 mod keys;

@@ -130,6 +130,7 @@ impl<'a> Pending<'a> {
             Command::Identity(identity) if identity_group => self.decide_identity(identity),
             Command::Identity(_) => Ok(Applied::Rejected(Rejection::WrongGroup)),
             _ if identity_group => Ok(Applied::Rejected(Rejection::WrongGroup)),
+            Command::Artifact(artifact) => self.decide_artifact(artifact),
             Command::LinkBlob { repo, digest, size } => {
                 let key = keys::blob(repo, digest);
                 let created = !self.contains(&key)?;
@@ -162,7 +163,7 @@ impl<'a> Pending<'a> {
         }
     }
 
-    fn decide_put_manifest(
+    pub(crate) fn decide_put_manifest(
         &mut self,
         repo: &RepoName,
         record: &ManifestRecord,
@@ -201,7 +202,7 @@ impl<'a> Pending<'a> {
         Ok(Applied::ManifestPut { previous })
     }
 
-    fn decide_delete_manifest(&mut self, repo: &RepoName, digest: &Digest) -> Result<Applied> {
+    pub(crate) fn decide_delete_manifest(&mut self, repo: &RepoName, digest: &Digest) -> Result<Applied> {
         let Some(record) = self.manifest(repo, digest)? else {
             return Ok(Applied::Rejected(Rejection::ManifestUnknown { digest: digest.clone() }));
         };
