@@ -41,6 +41,9 @@ pub enum NodeError {
     /// The listener failed.
     #[error("http server: {0}")]
     Serve(#[from] std::io::Error),
+    /// A part of the node could not start.
+    #[error("{0}")]
+    Start(String),
 }
 
 /// A started node: stores open, consensus running, facade ready.
@@ -222,6 +225,7 @@ impl Node {
         let uploads = UploadDirectory::new(blobs.clone(), config.upload_idle(), config.cluster.is_some());
         let purger = tokio::spawn(purge_expired_uploads(uploads.clone(), config.upload_expiry()));
         let registry = Registry::new(cluster.clone(), blobs, namespaces, uploads, config.manifest_cache_bytes);
+        registry.start_workers().await.map_err(|e| NodeError::Start(format!("starting worker actors: {e}")))?;
         let limits = &config.limits;
         let login_guard = config.limits_enabled().then(|| {
             crate::limits::LoginGuard::new(
@@ -309,6 +313,7 @@ impl Node {
     /// Stops consensus and the node-to-node server, and flushes the stores.
     pub async fn close(mut self) {
         self.purger.abort();
+        self.registry.stop_workers();
         for task in &self.background {
             task.abort();
         }

@@ -31,6 +31,7 @@ use crate::identity::{AuditEntry, IdentityError, NewApiKeyRequest, NewUser, Prin
 const MAX_BODY: usize = 64 * 1024;
 
 /// An `application/problem+json` error.
+#[derive(Debug)]
 pub(super) struct Problem {
     status: StatusCode,
     title: &'static str,
@@ -38,14 +39,27 @@ pub(super) struct Problem {
     challenge: bool,
     /// Seconds to wait, for `429`.
     retry_after: Option<u64>,
+    /// Problems with single fields of the request (`errors`: `[{field, message}]`).
+    errors: Vec<gati_core::artifact::FieldError>,
 }
 
 impl Problem {
-    fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Problem {
-        Problem { status, title, detail: detail.into(), challenge: false, retry_after: None }
+    pub(super) fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Problem {
+        Problem { status, title, detail: detail.into(), challenge: false, retry_after: None, errors: Vec::new() }
     }
 
-    fn too_many(wait: std::time::Duration) -> Problem {
+    /// The problem with each field listed in the body.
+    pub(super) fn with_errors(mut self, errors: Vec<gati_core::artifact::FieldError>) -> Problem {
+        self.errors = errors;
+        self
+    }
+
+    /// A `401` with a challenge.
+    pub(super) fn unauthenticated(detail: impl Into<String>) -> Problem {
+        Problem { challenge: true, ..Problem::new(StatusCode::UNAUTHORIZED, "Authentication required", detail) }
+    }
+
+    pub(super) fn too_many(wait: std::time::Duration) -> Problem {
         let secs = super::limits::retry_after_secs(wait);
         Problem {
             retry_after: Some(secs),
@@ -53,7 +67,7 @@ impl Problem {
         }
     }
 
-    fn bad_request(detail: impl Into<String>) -> Problem {
+    pub(super) fn bad_request(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, "Bad request", detail)
     }
 }
@@ -81,12 +95,15 @@ impl From<IdentityError> for Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = json!({
+        let mut body = json!({
             "type": "about:blank",
             "title": self.title,
             "status": self.status.as_u16(),
             "detail": self.detail,
         });
+        if !self.errors.is_empty() {
+            body["errors"] = json!(self.errors);
+        }
         let mut response =
             (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response();
         if self.challenge
@@ -103,10 +120,10 @@ impl IntoResponse for Problem {
     }
 }
 
-type ApiResult = Result<Response, Problem>;
+pub(super) type ApiResult = Result<Response, Problem>;
 
 /// Parses a JSON body, refusing bodies that are too large, not JSON, or of the wrong shape.
-fn body<T: DeserializeOwned>(headers: &HeaderMap, bytes: &Bytes) -> Result<T, Problem> {
+pub(super) fn body<T: DeserializeOwned>(headers: &HeaderMap, bytes: &Bytes) -> Result<T, Problem> {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -136,7 +153,7 @@ tokio::task_local! {
 }
 
 /// Authenticates the request and spends one request of the principal's budget of `class`.
-async fn principal(state: &HttpState, headers: &HeaderMap, class: Class) -> Result<Principal, Problem> {
+pub(super) async fn principal(state: &HttpState, headers: &HeaderMap, class: Class) -> Result<Principal, Problem> {
     let credential = credential(headers).map_err(|why| Problem::from(IdentityError::Unauthenticated(why.into())))?;
     let principal = state.identity.authenticate(&credential).await?;
     if matches!(principal, Principal::User { limits: gati_auth::policy::Limits::Scoped { .. }, .. }) {
@@ -149,7 +166,7 @@ async fn principal(state: &HttpState, headers: &HeaderMap, class: Class) -> Resu
     Ok(principal)
 }
 
-fn json_ok(status: StatusCode, value: serde_json::Value) -> Response {
+pub(super) fn json_ok(status: StatusCode, value: serde_json::Value) -> Response {
     (status, [(header::CACHE_CONTROL, "no-store")], axum::Json(value)).into_response()
 }
 

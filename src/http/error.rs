@@ -100,6 +100,11 @@ impl From<RegistryError> for OciError {
                     None => err,
                 }
             }
+            ArtifactInvalid(_) | ArtifactRequestInvalid(_) | Unresolvable(_) => {
+                OciError::new(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", message)
+            }
+            ArtifactUnknown | VersionUnknown(_) => OciError::new(StatusCode::NOT_FOUND, "NAME_UNKNOWN", message),
+            ArtifactConflict(_) => OciError::new(StatusCode::CONFLICT, "DENIED", message),
             Unavailable(_) => OciError::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message),
             Internal => OciError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", message),
         }

@@ -7,6 +7,7 @@
 //! axum and http types.
 
 mod api;
+mod artifacts;
 mod auth;
 mod blobs;
 pub mod endpoint;
@@ -15,6 +16,7 @@ mod headers;
 pub mod limits;
 mod listing;
 mod manifests;
+mod openapi;
 mod uploads;
 
 use std::collections::HashMap;
@@ -71,7 +73,14 @@ pub fn router(
             .route("/.well-known/jwks.json", any(auth::disabled))
             .route("/api/v1/{*rest}", any(api::disabled))
     };
+    let artifact_routes = Router::new()
+        .route("/api/v1/artifacts", get(artifacts::search))
+        .route("/api/v1/artifacts/{*path}", any(artifacts::artifact_routes))
+        .route("/api/v1/resolve", axum::routing::post(artifacts::resolve))
+        .route("/api/v1/schemas/{kind}", get(artifacts::schema))
+        .route("/api/v1/openapi.json", get(openapi::document));
     Router::new()
+        .merge(artifact_routes)
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))

@@ -68,6 +68,25 @@ pub enum RegistryError {
         /// What the tag pointed at.
         current: Option<Digest>,
     },
+    /// A published artifact document breaks rules; each problem names its field.
+    #[error("the artifact is invalid: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    ArtifactInvalid(Vec<gati_core::artifact::FieldError>),
+    /// The artifact does not exist (or is invisible to the caller).
+    #[error("artifact not found")]
+    ArtifactUnknown,
+    /// The artifact exists but not the version or dist-tag asked for.
+    #[error("{0}")]
+    VersionUnknown(String),
+    /// The write conflicts with what is stored (a version published before, another type, a
+    /// dist-tag rule).
+    #[error("{0}")]
+    ArtifactConflict(String),
+    /// A request about artifacts is malformed (a bad version, range, dist-tag or query).
+    #[error("{0}")]
+    ArtifactRequestInvalid(String),
+    /// Dependencies cannot be resolved; the message explains why.
+    #[error("{0}")]
+    Unresolvable(String),
     /// The registry cannot take the request now (no leader, shutting down).
     #[error("{0}")]
     Unavailable(String),
@@ -92,7 +111,9 @@ impl RegistryError {
             | DigestInvalid(_)
             | SizeInvalid(_)
             | RangeNotSatisfiable { .. } => ErrorCode::Invalid,
-            PreconditionFailed { .. } => ErrorCode::Conflict,
+            ArtifactInvalid(_) | ArtifactRequestInvalid(_) | Unresolvable(_) => ErrorCode::Invalid,
+            ArtifactUnknown | VersionUnknown(_) => ErrorCode::NotFound,
+            PreconditionFailed { .. } | ArtifactConflict(_) => ErrorCode::Conflict,
             Unavailable(_) => ErrorCode::Unavailable,
             Internal => ErrorCode::Internal,
         }
@@ -120,6 +141,10 @@ impl From<CoreError> for RegistryError {
             }
             CoreError::UploadIdInvalid(_) => RegistryError::UploadUnknown,
             CoreError::RangeInvalid(_) => RegistryError::UploadInvalid(e.to_string()),
+            CoreError::VersionInvalid { .. }
+            | CoreError::DistTagInvalid { .. }
+            | CoreError::ArtifactRefInvalid { .. }
+            | CoreError::ArtifactKindUnknown { .. } => RegistryError::ArtifactRequestInvalid(e.to_string()),
             CoreError::ClusterInvalid(_) => RegistryError::internal(&e, "cluster settings"),
         }
     }

@@ -5,6 +5,7 @@
 //! after a linearizable read-index check, content by digest directly, since it is immutable); bytes
 //! come from the blob store. Must not know about HTTP.
 
+pub mod artifacts;
 mod blobs;
 mod cache;
 pub mod error;
@@ -36,6 +37,8 @@ struct Inner {
     namespaces: NamespaceDirectory,
     uploads: UploadDirectory,
     manifest_cache: ManifestCache,
+    /// Counts artifact downloads off the request path, once started.
+    downloads: std::sync::OnceLock<crate::workers::DownloadCounterHandle>,
 }
 
 /// How fresh a tag read must be.
@@ -75,7 +78,42 @@ impl Registry {
                 namespaces,
                 uploads,
                 manifest_cache: ManifestCache::new(manifest_cache_bytes),
+                downloads: std::sync::OnceLock::new(),
             }),
+        }
+    }
+
+    /// Starts the facade's worker actors (download statistics).
+    pub async fn start_workers(&self) -> Result<()> {
+        let counter =
+            crate::workers::DownloadCounterHandle::start(self.inner.namespaces.clone(), self.inner.cluster.node_id())
+                .await
+                .map_err(|e| RegistryError::internal(&e, "starting the download counter"))?;
+        if let Err(counter) = self.inner.downloads.set(counter) {
+            counter.stop();
+        }
+        Ok(())
+    }
+
+    /// Stops the worker actors, writing what they hold first where they can.
+    pub fn stop_workers(&self) {
+        if let Some(counter) = self.inner.downloads.get() {
+            counter.flush();
+            counter.stop();
+        }
+    }
+
+    /// Counts a download of an artifact version (no-op before the workers start).
+    pub fn count_download(&self, repo: &RepoName, version: &gati_core::artifact::ArtifactVersion) {
+        if let Some(counter) = self.inner.downloads.get() {
+            counter.count(repo.clone(), version.clone(), artifacts::day_of(artifacts::now()));
+        }
+    }
+
+    /// Writes the download counts held in memory now, instead of at the next tick.
+    pub fn flush_download_counts(&self) {
+        if let Some(counter) = self.inner.downloads.get() {
+            counter.flush();
         }
     }
 
