@@ -8,6 +8,7 @@
 
 mod api;
 mod artifacts;
+mod graphql;
 mod auth;
 mod blobs;
 pub mod endpoint;
@@ -78,7 +79,8 @@ pub fn router(
         .route("/api/v1/artifacts/{*path}", any(artifacts::artifact_routes))
         .route("/api/v1/resolve", axum::routing::post(artifacts::resolve))
         .route("/api/v1/schemas/{kind}", get(artifacts::schema))
-        .route("/api/v1/openapi.json", get(openapi::document));
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/graphql", get(graphql::handler).post(graphql::handler));
     Router::new()
         .merge(artifact_routes)
         .route("/v2", any(dispatch))
