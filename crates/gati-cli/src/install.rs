@@ -141,6 +141,9 @@ async fn requirements(
 ) -> Result<BTreeMap<String, String>, Failure> {
     let mut out = BTreeMap::new();
     if specs.is_empty() {
+        if !dir.join("gati.json").try_exists().unwrap_or(false) {
+            return Ok(out);
+        }
         let manifest = crate::project::read_manifest(dir)?;
         let namespace = manifest["namespace"].as_str().unwrap_or_default().to_owned();
         let ns_repo = format!("{}/x", namespace.trim_end_matches('/'));
