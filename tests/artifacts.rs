@@ -561,3 +561,122 @@ fn an_interrupted_publish_resumes_and_published_versions_are_immutable() {
     assert_eq!(gone.status, 404, "the OCI tag goes with the version");
     cli.fails(&["install", "--dir", tmp.path().join("x").to_str().unwrap(), "users/t/lib@1.0.0"], 5);
 }
+
+#[test]
+fn every_documented_route_is_served() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let registry = Registry::start(&tmp.path().join("data"));
+    let addr = registry.addr();
+    let doc = http::request(&addr, "GET", "/api/v1/openapi.json", &[], &[]).unwrap().json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["components"]["schemas"]["config-agent"]["$id"], "/api/v1/schemas/agent");
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 12, "{}", paths.len());
+    for (template, ops) in paths {
+        let path = template
+            .replace("{namespace}", "users/nobody")
+            .replace("{name}", "nothing")
+            .replace("{version}", "1.0.0")
+            .replace("{tag}", "next")
+            .replace("{path}", "a.txt")
+            .replace("{type}", "model");
+        for method in ops.as_object().unwrap().keys() {
+            let body: &[u8] = if method == "put" || method == "post" { b"{}" } else { b"" };
+            let r = http::request(&addr, &method.to_uppercase(), &path, &[("Content-Type", "application/json")], body).unwrap();
+            // Served: the route answers in its own terms (the artifact does not exist, the body
+            // is incomplete), never "no such route".
+            let text = r.text();
+            assert!(
+                !text.contains("no such artifact route") && !text.contains("no such endpoint") && r.status != 405,
+                "{method} {path}: {} {text}",
+                r.status
+            );
+            assert!(r.status < 500, "{method} {path}: {} {text}", r.status);
+        }
+    }
+    let schema = http::request(&addr, "GET", "/api/v1/schemas/template", &[], &[]).unwrap();
+    assert_eq!(schema.header("content-type"), Some("application/schema+json"));
+    assert!(schema.json()["properties"]["variables"].is_object());
+    assert_eq!(http::request(&addr, "GET", "/api/v1/schemas/module-rust", &[], &[]).unwrap().status, 404);
+}
+
+/// A node with authentication on and no request budgets.
+fn start_with_auth(dir: &Path) -> Registry {
+    let config = dir.join("node.toml");
+    std::fs::write(&config, "[auth]\nenabled = true\n[limits]\nenabled = false\n").unwrap();
+    let mut reg = Registry::launch_configured(common::free_port(), &dir.join("data"), &config);
+    reg.wait_ready();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http::request(&reg.addr(), "GET", "/.well-known/jwks.json", &[], b"").map(|r| r.status).unwrap_or(0) != 200 {
+        assert!(Instant::now() < deadline, "no signing key within 20 s");
+        common::pause(Duration::from_millis(50));
+    }
+    reg
+}
+
+/// A password the registry's policy accepts (long, and without the user's name in it).
+fn password(user: &str) -> String {
+    format!("violet marmalade kettle number {}", user.len() * 7919 + usize::from(user.as_bytes()[0]))
+}
+
+fn login(cli: &Cli, user: &str) {
+    let mut child = cli
+        .command(&["login", "--username", user, "--password-stdin", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(format!("{}\n", password(user)).as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "login {user}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn with_authentication_publishing_needs_rights_and_private_artifacts_stay_hidden() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let registry = start_with_auth(tmp.path());
+    let addr = registry.addr();
+    for user in ["alice", "bob"] {
+        let body = json!({ "name": user, "email": format!("{user}@example.com"), "password": password(user) });
+        let r = http::request(&addr, "POST", "/api/v1/users", &[("Content-Type", "application/json")], body.to_string().as_bytes()).unwrap();
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let (alice, bob, nobody) = (Cli::new(&registry), Cli::new(&registry), Cli::new(&registry));
+    let src = tmp.path().join("src");
+    let tool = project(&src, "tool", &module("users/alice", "tool", "1.0.0", json!([])), &[("tool.wasm", &wasm("t"))]);
+
+    nobody.fails(&["publish", tool.to_str().unwrap()], 4);
+    login(&alice, "alice");
+    login(&bob, "bob");
+    assert_eq!(alice.ok(&["whoami"])["name"], "alice");
+    bob.fails(&["publish", tool.to_str().unwrap()], 4);
+    alice.ok(&["publish", tool.to_str().unwrap()]);
+    assert_eq!(bob.ok(&["info", "users/alice/tool"])["distTags"]["latest"], "1.0.0", "public by default");
+
+    // Private: invisible to bob (not found), a challenge to nobody, still alice's.
+    let config: Value = serde_json::from_slice(&std::fs::read(alice.home.path().join("config/config.json")).unwrap()).unwrap();
+    let token = config["registries"][&alice.registry]["accessToken"].as_str().unwrap().to_owned();
+    let r = http::request(
+        &addr,
+        "PUT",
+        "/api/v1/namespaces/users/alice/policy",
+        &[("Content-Type", "application/json"), ("Authorization", &format!("Bearer {token}"))],
+        br#"{"visibility":"private"}"#,
+    )
+    .unwrap();
+    assert_eq!(r.status, 204, "{}", r.text());
+    bob.fails(&["info", "users/alice/tool"], 3);
+    assert!(bob.ok(&["search", "tool"])["results"].as_array().unwrap().is_empty());
+    nobody.fails(&["info", "users/alice/tool"], 4);
+    assert_eq!(alice.ok(&["search", "tool"])["results"][0]["name"], "users/alice/tool");
+    let app = tmp.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let hidden = bob.fails(&["install", "--dir", app.to_str().unwrap(), "users/alice/tool@1.0.0"], 3);
+    assert!(hidden["message"].as_str().unwrap().contains("unknown"), "{hidden}");
+    alice.ok(&["install", "--dir", app.to_str().unwrap(), "users/alice/tool@1.0.0"]);
+
+    alice.ok(&["logout"]);
+    alice.fails(&["whoami"], 4);
+}

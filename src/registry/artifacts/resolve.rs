@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use gati_core::artifact::{ArtifactKind, ArtifactVersion};
-use gati_core::resolve::{Candidate, Index, resolve};
+use gati_core::resolve::{Candidate, Index, ResolveError, resolve};
 use gati_core::{Digest, RepoName, VersionRange};
 
 use super::super::error::{RegistryError, Result};
@@ -81,7 +81,12 @@ impl Registry {
             }
             index.insert(repo, candidates);
         }
-        let resolution = resolve(roots, &index).map_err(|e| RegistryError::Unresolvable(e.to_string()))?;
+        // An artifact nobody (visible to the caller) published is "not found"; everything else
+        // that stops a resolution is a conflict the message explains.
+        let resolution = resolve(roots, &index).map_err(|e| match e {
+            ResolveError::Unknown { .. } => RegistryError::VersionUnknown(e.to_string()),
+            other => RegistryError::Unresolvable(other.to_string()),
+        })?;
         let mut packages = Vec::with_capacity(resolution.packages.len());
         for (repo, chosen) in resolution.packages {
             let version = ArtifactVersion::from(chosen.version);
