@@ -9,6 +9,7 @@
 //!
 //! The `gati` binary is the one built beside the test (`cargo build -p gati-cli` is run first
 //! when it is missing, so the test also works alone).
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
 
@@ -32,7 +33,9 @@ fn gati_bin() -> PathBuf {
     if !bin.try_exists().unwrap_or(false) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let out = run_bounded(
-            Command::new(cargo).args(["build", "-p", "gati-cli", "--bin", "gati"]).current_dir(env!("CARGO_MANIFEST_DIR")),
+            Command::new(cargo)
+                .args(["build", "-p", "gati-cli", "--bin", "gati"])
+                .current_dir(env!("CARGO_MANIFEST_DIR")),
             Duration::from_secs(900),
         );
         assert!(out.status.success(), "building gati: {}", String::from_utf8_lossy(&out.stderr));
@@ -49,7 +52,11 @@ struct Cli {
 
 impl Cli {
     fn new(registry: &Registry) -> Cli {
-        Cli { bin: gati_bin(), home: tempfile::tempdir().expect("tempdir"), registry: format!("http://{}", registry.addr()) }
+        Cli {
+            bin: gati_bin(),
+            home: tempfile::tempdir().expect("tempdir"),
+            registry: format!("http://{}", registry.addr()),
+        }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -212,12 +219,55 @@ fn the_examples_publish_install_reinstall_offline_and_pull_with_an_oci_client() 
     // What the examples depend on, published first: crypto-utils (two versions, so that the
     // range picks the higher), the plugin's required module, and the agent's models.
     let deps: Vec<(PathBuf, &str)> = vec![
-        (project(&src, "crypto-1.0.0", &module("users/krishna", "crypto-utils", "1.0.0", json!([])), &[("crypto-utils.wasm", &wasm("c1"))]), "users/krishna/crypto-utils@1.0.0"),
-        (project(&src, "crypto-1.2.0", &module("users/krishna", "crypto-utils", "1.2.0", json!([])), &[("crypto-utils.wasm", &wasm("c12"))]), "users/krishna/crypto-utils@1.2.0"),
-        (project(&src, "crypto-2.0.0", &module("users/krishna", "crypto-utils", "2.0.0", json!([])), &[("crypto-utils.wasm", &wasm("c2"))]), "users/krishna/crypto-utils@2.0.0"),
-        (project(&src, "database-core", &node_module("gati.dev/orgs/gati-official", "database-core", "1.0.0"), &[("dist/index.js", b"module.exports = {};\n")]), "orgs/gati-official/database-core@1.0.0"),
-        (project(&src, "gpt-4", &model("gati.dev/users/openai", "gpt-4", "1.0.0"), &[("model.onnx", b"onnx-gpt")]), "users/openai/gpt-4@1.0.0"),
-        (project(&src, "code-embeddings", &model("gati.dev/users/ml-researcher", "code-embeddings", "2.0.0"), &[("model.onnx", b"onnx-emb")]), "users/ml-researcher/code-embeddings@2.0.0"),
+        (
+            project(
+                &src,
+                "crypto-1.0.0",
+                &module("users/krishna", "crypto-utils", "1.0.0", json!([])),
+                &[("crypto-utils.wasm", &wasm("c1"))],
+            ),
+            "users/krishna/crypto-utils@1.0.0",
+        ),
+        (
+            project(
+                &src,
+                "crypto-1.2.0",
+                &module("users/krishna", "crypto-utils", "1.2.0", json!([])),
+                &[("crypto-utils.wasm", &wasm("c12"))],
+            ),
+            "users/krishna/crypto-utils@1.2.0",
+        ),
+        (
+            project(
+                &src,
+                "crypto-2.0.0",
+                &module("users/krishna", "crypto-utils", "2.0.0", json!([])),
+                &[("crypto-utils.wasm", &wasm("c2"))],
+            ),
+            "users/krishna/crypto-utils@2.0.0",
+        ),
+        (
+            project(
+                &src,
+                "database-core",
+                &node_module("gati.dev/orgs/gati-official", "database-core", "1.0.0"),
+                &[("dist/index.js", b"module.exports = {};\n")],
+            ),
+            "orgs/gati-official/database-core@1.0.0",
+        ),
+        (
+            project(&src, "gpt-4", &model("gati.dev/users/openai", "gpt-4", "1.0.0"), &[("model.onnx", b"onnx-gpt")]),
+            "users/openai/gpt-4@1.0.0",
+        ),
+        (
+            project(
+                &src,
+                "code-embeddings",
+                &model("gati.dev/users/ml-researcher", "code-embeddings", "2.0.0"),
+                &[("model.onnx", b"onnx-emb")],
+            ),
+            "users/ml-researcher/code-embeddings@2.0.0",
+        ),
     ];
     for (dir, expected) in &deps {
         let out = cli.ok(&["publish", dir.to_str().expect("utf-8")]);
@@ -233,7 +283,8 @@ fn the_examples_publish_install_reinstall_offline_and_pull_with_an_oci_client() 
         ("README.md", b"# {{projectName}}\n"),
         ("notes/unpublished.txt", b"not matched by the template's files patterns"),
     ];
-    let examples: Vec<(&str, PathBuf, Vec<(&str, Vec<u8>)>)> = vec![
+    type Example<'a> = (&'a str, PathBuf, Vec<(&'a str, Vec<u8>)>);
+    let examples: Vec<Example<'_>> = vec![
         ("user-auth", vec![("user-auth.wasm", wasm("auth"))]),
         ("postgres-adapter", vec![("dist/index.js", b"export default {};\n".to_vec())]),
         ("sentiment-analyzer", vec![("sentiment-bert.onnx", vec![7u8; 300_000])]),
@@ -269,12 +320,14 @@ fn the_examples_publish_install_reinstall_offline_and_pull_with_an_oci_client() 
     // (byte for byte as published) and through the OCI config blob.
     for ((name, _, files), repo) in examples.iter().zip(&repos) {
         let version = example(name)["version"].as_str().unwrap().to_owned();
-        let doc = http::request(&addr, "GET", &format!("/api/v1/artifacts/{repo}/versions/{version}/document"), &[], &[])
-            .expect("document");
+        let doc =
+            http::request(&addr, "GET", &format!("/api/v1/artifacts/{repo}/versions/{version}/document"), &[], &[])
+                .expect("document");
         assert_eq!(doc.status, 200);
         let doc = doc.json();
         assert_eq!(doc["manifest"], example(name)["manifest"], "{name}: the manifest round-trips");
-        let contents: Vec<&str> = doc["contents"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+        let contents: Vec<&str> =
+            doc["contents"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
         let mut expected: Vec<&str> = files.iter().map(|(p, _)| *p).filter(|p| !p.starts_with("notes/")).collect();
         expected.sort_unstable();
         assert_eq!(contents, expected, "{name}: the files published (the template's patterns exclude notes/)");
@@ -337,13 +390,50 @@ fn the_examples_publish_install_reinstall_offline_and_pull_with_an_oci_client() 
 
     // A template renders into a new directory with given and default variables.
     let rendered = tmp.path().join("my-app");
-    cli.ok(&["template", "init", "orgs/gati-official/nextjs-gati-starter", rendered.to_str().unwrap(), "--var", "projectName=my-app", "--yes"]);
-    assert_eq!(std::fs::read_to_string(rendered.join("package.json")).unwrap(), r#"{ "name": "my-app", "db": "postgres" }"#);
+    cli.ok(&[
+        "template",
+        "init",
+        "orgs/gati-official/nextjs-gati-starter",
+        rendered.to_str().unwrap(),
+        "--var",
+        "projectName=my-app",
+        "--yes",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(rendered.join("package.json")).unwrap(),
+        r#"{ "name": "my-app", "db": "postgres" }"#
+    );
     assert_eq!(std::fs::read_to_string(rendered.join("README.md")).unwrap(), "# my-app\n");
-    assert_eq!(std::fs::read(rendered.join("public/logo.bin")).unwrap(), [0xff, 0x00, 0x7b, 0x7b], "binary files are copied");
-    let missing = cli.fails(&["template", "init", "orgs/gati-official/nextjs-gati-starter", tmp.path().join("x").to_str().unwrap(), "--yes"], 2);
+    assert_eq!(
+        std::fs::read(rendered.join("public/logo.bin")).unwrap(),
+        [0xff, 0x00, 0x7b, 0x7b],
+        "binary files are copied"
+    );
+    let missing = cli.fails(
+        &[
+            "template",
+            "init",
+            "orgs/gati-official/nextjs-gati-starter",
+            tmp.path().join("x").to_str().unwrap(),
+            "--yes",
+        ],
+        2,
+    );
     assert!(missing["message"].as_str().unwrap().contains("projectName"), "{missing}");
-    let bad = cli.fails(&["template", "init", "orgs/gati-official/nextjs-gati-starter", tmp.path().join("y").to_str().unwrap(), "--var", "projectName=a", "--var", "databaseType=oracle", "--yes"], 2);
+    let bad = cli.fails(
+        &[
+            "template",
+            "init",
+            "orgs/gati-official/nextjs-gati-starter",
+            tmp.path().join("y").to_str().unwrap(),
+            "--var",
+            "projectName=a",
+            "--var",
+            "databaseType=oracle",
+            "--yes",
+        ],
+        2,
+    );
     assert!(bad["message"].as_str().unwrap().contains("oracle"), "{bad}");
 
     // Metadata, search, dist-tags and deprecation.
@@ -352,7 +442,10 @@ fn the_examples_publish_install_reinstall_offline_and_pull_with_an_oci_client() 
     assert_eq!(info["versions"].as_array().unwrap().len(), 3);
     let hits = cli.ok(&["search", "--type", "model"]);
     let names: Vec<&str> = hits["results"].as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["users/ml-researcher/code-embeddings", "users/ml-researcher/sentiment-analyzer", "users/openai/gpt-4"]);
+    assert_eq!(
+        names,
+        ["users/ml-researcher/code-embeddings", "users/ml-researcher/sentiment-analyzer", "users/openai/gpt-4"]
+    );
     let hits = cli.ok(&["search", "bert", "sentiment"]);
     assert_eq!(hits["results"].as_array().unwrap().len(), 1);
     cli.ok(&["dist-tag", "add", "users/krishna/crypto-utils@1.0.0", "legacy"]);
@@ -374,12 +467,17 @@ fn the_examples_publish_install_reinstall_offline_and_pull_with_an_oci_client() 
     .unwrap();
     assert_eq!(conflict.status, 409, "{}", conflict.text());
     let detail = conflict.json()["detail"].as_str().unwrap().to_owned();
-    assert!(detail.contains("users/krishna/crypto-utils") && detail.contains("^1.0.0") && detail.contains("^2.0.0"), "{detail}");
+    assert!(
+        detail.contains("users/krishna/crypto-utils") && detail.contains("^1.0.0") && detail.contains("^2.0.0"),
+        "{detail}"
+    );
 
     // Downloads were counted off the request path (the document fetches of the install).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let stats = http::request(&addr, "GET", "/api/v1/artifacts/users/krishna/user-auth/downloads", &[], &[]).unwrap().json();
+        let stats = http::request(&addr, "GET", "/api/v1/artifacts/users/krishna/user-auth/downloads", &[], &[])
+            .unwrap()
+            .json();
         if stats["total"].as_u64().unwrap_or(0) >= 1 {
             assert_eq!(stats["days"][0]["version"], "2.1.0");
             break;
@@ -434,7 +532,12 @@ fn invalid_artifacts_are_refused_with_their_field_and_nothing_is_stored() {
     let dir = project(&src, "unknown", &unknown, &[("m.wasm", &wasm("m"))]);
     assert_eq!(fields(&cli.fails(&["publish", dir.to_str().unwrap()], 6)), ["type"]);
 
-    let dir = project(&src, "range", &module("users/t", "m", "1.0.0", json!([{ "name": "dep", "version": "^^1" }])), &[("m.wasm", &wasm("m"))]);
+    let dir = project(
+        &src,
+        "range",
+        &module("users/t", "m", "1.0.0", json!([{ "name": "dep", "version": "^^1" }])),
+        &[("m.wasm", &wasm("m"))],
+    );
     assert_eq!(fields(&cli.fails(&["publish", dir.to_str().unwrap()], 6)), ["manifest.dependencies[0].version"]);
 
     let mut schema = model("users/t", "net", "1.0.0");
@@ -444,7 +547,12 @@ fn invalid_artifacts_are_refused_with_their_field_and_nothing_is_stored() {
 
     // Refused by the registry, which alone knows what exists: a missing dependency, an agent's
     // missing model, a plugin's missing module; a file that does not hash to its sha512.
-    let dir = project(&src, "missing", &module("users/t", "m", "1.0.0", json!([{ "name": "nothing-here", "version": "^1" }])), &[("m.wasm", &wasm("m"))]);
+    let dir = project(
+        &src,
+        "missing",
+        &module("users/t", "m", "1.0.0", json!([{ "name": "nothing-here", "version": "^1" }])),
+        &[("m.wasm", &wasm("m"))],
+    );
     let e = cli.fails(&["publish", dir.to_str().unwrap()], 6);
     assert_eq!(fields(&e), ["manifest.dependencies[0].name"]);
     assert!(e["errors"][0]["message"].as_str().unwrap().contains("users/t/nothing-here"), "{e}");
@@ -473,15 +581,33 @@ fn invalid_artifacts_are_refused_with_their_field_and_nothing_is_stored() {
     assert_eq!((r.status, r.json()["errors"][0]["field"].clone()), (422, json!("contents[0]")));
     let r = publish_raw(&addr, "users/t/other", "1.0.0", &doc);
     assert_eq!((r.status, r.json()["errors"][0]["field"].clone()), (422, json!("name")));
-    let r = http::request(&addr, "PUT", "/api/v1/artifacts/users/t/ghost/versions/1.0.0", &[("Content-Type", "application/json")], b"{not json")
-        .unwrap();
+    let r = http::request(
+        &addr,
+        "PUT",
+        "/api/v1/artifacts/users/t/ghost/versions/1.0.0",
+        &[("Content-Type", "application/json")],
+        b"{not json",
+    )
+    .unwrap();
     assert_eq!(r.status, 422);
 
-    for repo in ["users/t/m", "users/t/net", "users/ai-dev/code-reviewer", "orgs/gati-official/postgres-adapter", "users/t/liar", "users/t/ghost", "users/t/other"] {
+    for repo in [
+        "users/t/m",
+        "users/t/net",
+        "users/ai-dev/code-reviewer",
+        "orgs/gati-official/postgres-adapter",
+        "users/t/liar",
+        "users/t/ghost",
+        "users/t/other",
+    ] {
         absent(repo);
     }
     let tags = http::request(&addr, "GET", "/v2/users/t/liar/tags/list", &[], &[]).unwrap();
-    assert!(tags.status == 404 || tags.json()["tags"].as_array().is_none_or(Vec::is_empty), "no OCI tag either: {}", tags.text());
+    assert!(
+        tags.status == 404 || tags.json()["tags"].as_array().is_none_or(Vec::is_empty),
+        "no OCI tag either: {}",
+        tags.text()
+    );
 }
 
 #[test]
@@ -511,7 +637,8 @@ fn an_interrupted_publish_resumes_and_published_versions_are_immutable() {
             .and_then(|mut d| d.next())
             .and_then(|e| std::fs::read(e.ok()?.path()).ok())
             .and_then(|b| serde_json::from_slice(&b).ok());
-        let location = state.as_ref().and_then(|s| s["sessions"].as_object()?.values().next()?.as_str().map(str::to_owned));
+        let location =
+            state.as_ref().and_then(|s| s["sessions"].as_object()?.values().next()?.as_str().map(str::to_owned));
         if let Some(location) = location {
             let status = http::request(&addr, "GET", &location, &[], &[]).unwrap();
             let held = status.header("range").and_then(|r| r.split_once('-')).and_then(|(_, e)| e.parse::<u64>().ok());
@@ -547,7 +674,12 @@ fn an_interrupted_publish_resumes_and_published_versions_are_immutable() {
     assert!(e["message"].as_str().unwrap().contains("already published"), "{e}");
     let lib = project(&src, "lib", &module("users/t", "lib", "1.0.0", json!([])), &[("lib.wasm", &wasm("l"))]);
     cli.ok(&["publish", lib.to_str().unwrap()]);
-    let user = project(&src, "user", &module("users/u", "user", "1.0.0", json!([{ "name": "users/t/lib", "version": "^1" }])), &[("user.wasm", &wasm("u"))]);
+    let user = project(
+        &src,
+        "user",
+        &module("users/u", "user", "1.0.0", json!([{ "name": "users/t/lib", "version": "^1" }])),
+        &[("user.wasm", &wasm("u"))],
+    );
     cli.ok(&["publish", user.to_str().unwrap()]);
     let e = cli.fails(&["unpublish", "users/t/lib@1.0.0"], 5);
     assert!(e["message"].as_str().unwrap().contains("users/u/user@1.0.0"), "dependents across namespaces: {e}");
@@ -582,7 +714,8 @@ fn every_documented_route_is_served() {
             .replace("{type}", "model");
         for method in ops.as_object().unwrap().keys() {
             let body: &[u8] = if method == "put" || method == "post" { b"{}" } else { b"" };
-            let r = http::request(&addr, &method.to_uppercase(), &path, &[("Content-Type", "application/json")], body).unwrap();
+            let r = http::request(&addr, &method.to_uppercase(), &path, &[("Content-Type", "application/json")], body)
+                .unwrap();
             // Served: the route answers in its own terms (the artifact does not exist, the body
             // is incomplete), never "no such route".
             let text = r.text();
@@ -640,7 +773,14 @@ fn with_authentication_publishing_needs_rights_and_private_artifacts_stay_hidden
     let addr = registry.addr();
     for user in ["alice", "bob"] {
         let body = json!({ "name": user, "email": format!("{user}@example.com"), "password": password(user) });
-        let r = http::request(&addr, "POST", "/api/v1/users", &[("Content-Type", "application/json")], body.to_string().as_bytes()).unwrap();
+        let r = http::request(
+            &addr,
+            "POST",
+            "/api/v1/users",
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+        .unwrap();
         assert_eq!(r.status, 201, "{}", r.text());
     }
     let (alice, bob, nobody) = (Cli::new(&registry), Cli::new(&registry), Cli::new(&registry));
@@ -656,7 +796,8 @@ fn with_authentication_publishing_needs_rights_and_private_artifacts_stay_hidden
     assert_eq!(bob.ok(&["info", "users/alice/tool"])["distTags"]["latest"], "1.0.0", "public by default");
 
     // Private: invisible to bob (not found), a challenge to nobody, still alice's.
-    let config: Value = serde_json::from_slice(&std::fs::read(alice.home.path().join("config/config.json")).unwrap()).unwrap();
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(alice.home.path().join("config/config.json")).unwrap()).unwrap();
     let token = config["registries"][&alice.registry]["accessToken"].as_str().unwrap().to_owned();
     let r = http::request(
         &addr,

@@ -43,13 +43,20 @@ fn wrong_usage_exits_2_and_an_unreachable_registry_7() {
 #[test]
 fn publish_checks_the_document_locally_first() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("gati.json"), br#"{"name":"x","version":"1.0","namespace":"users/a","type":"model","manifest":{}}"#)
-        .expect("gati.json");
+    std::fs::write(
+        dir.path().join("gati.json"),
+        br#"{"name":"x","version":"1.0","namespace":"users/a","type":"model","manifest":{}}"#,
+    )
+    .expect("gati.json");
     let out = gati(&["publish", dir.path().to_str().expect("utf-8"), "--json"]);
     assert_eq!(out.status.code(), Some(6), "refused before any network use");
     let error: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    let fields: Vec<&str> =
-        error["error"]["errors"].as_array().expect("errors").iter().map(|e| e["field"].as_str().expect("field")).collect();
+    let fields: Vec<&str> = error["error"]["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().expect("field"))
+        .collect();
     assert_eq!(fields, ["version", "manifest.config"]);
 }
 
