@@ -304,6 +304,13 @@ fn the_examples_publish_install_reinstall_offline_and_pull_with_an_oci_client() 
         assert_eq!(out["name"].as_str().unwrap().rsplit('/').next(), Some(*name));
         published.push(out);
     }
+    // The sixth example, a transformer, has no files at all: an artifact of its document alone.
+    let transformer = project(&src, "user-auth-v1-to-v2", &example("user-auth-v1-to-v2"), &[]);
+    let out = cli.ok(&["publish", transformer.to_str().unwrap()]);
+    assert_eq!(out["name"], "users/krishna/user-auth-v1-to-v2");
+    let view = cli.ok(&["info", "users/krishna/user-auth-v1-to-v2@1.0.0"]);
+    assert_eq!((view["type"].as_str(), view["files"].as_array().map(Vec::len)), (Some("transformer"), Some(0)));
+    assert_eq!(view["document"]["manifest"], example("user-auth-v1-to-v2")["manifest"]);
     let repos: Vec<String> = published.iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect();
     assert_eq!(
         repos,
