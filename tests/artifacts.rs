@@ -374,6 +374,14 @@ fn the_examples_publish_install_reinstall_offline_and_pull_with_an_oci_client() 
     assert_eq!(lock["packages"]["users/krishna/crypto-utils"]["version"], "1.2.0");
     assert_eq!(lock["requires"]["orgs/gati-official/postgres-adapter"], "^1.5.0", "a bare name pins ^latest");
 
+    // In a project, `gati install` with no arguments installs gati.json's dependencies (a bare
+    // name is in the project's namespace), and again from gati.lock once there is one.
+    let project_dir = examples[0].1.to_str().unwrap().to_owned();
+    let deps = cli.ok(&["install", "--dir", &project_dir]);
+    assert_eq!(deps["installed"], json!({ "users/krishna/crypto-utils": "1.2.0" }));
+    let again = cli.ok(&["install", "--dir", &project_dir, "--frozen"]);
+    assert_eq!((again["installed"].clone(), again["downloadedBytes"].clone()), (deps["installed"].clone(), json!(0)));
+
     // An OCI client pulls an artifact: files by their titles, the document as the config.
     let pulled = tmp.path().join("oras");
     let out = run_bounded(
