@@ -8,11 +8,11 @@
 
 mod api;
 mod artifacts;
-mod graphql;
 mod auth;
 mod blobs;
 pub mod endpoint;
 pub mod error;
+mod graphql;
 mod headers;
 pub mod limits;
 mod listing;
