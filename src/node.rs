@@ -225,7 +225,8 @@ impl Node {
         let uploads = UploadDirectory::new(blobs.clone(), config.upload_idle(), config.cluster.is_some());
         let purger = tokio::spawn(purge_expired_uploads(uploads.clone(), config.upload_expiry()));
         let registry = Registry::new(cluster.clone(), blobs, namespaces, uploads, config.manifest_cache_bytes);
-        registry.start_workers().await.map_err(|e| NodeError::Start(format!("starting worker actors: {e}")))?;
+        let epoch = crate::workers::downloads::next_epoch(&config.data_dir.join("downloads.epoch"))?;
+        registry.start_workers(epoch).await.map_err(|e| NodeError::Start(format!("starting worker actors: {e}")))?;
         let limits = &config.limits;
         let login_guard = config.limits_enabled().then(|| {
             crate::limits::LoginGuard::new(

@@ -707,6 +707,58 @@ fn an_interrupted_publish_resumes_and_published_versions_are_immutable() {
     let gone = http::request(&addr, "GET", "/v2/users/t/lib/manifests/1.0.0", &[], &[]).unwrap();
     assert_eq!(gone.status, 404, "the OCI tag goes with the version");
     cli.fails(&["install", "--dir", tmp.path().join("x").to_str().unwrap(), "users/t/lib@1.0.0"], 5);
+
+    // Plain OCI writes cannot change what a published version owns.
+    let big = http::request(&addr, "GET", "/api/v1/artifacts/users/t/big/versions/1.0.0", &[], &[]).unwrap().json();
+    let manifest_digest = big["manifestDigest"].as_str().unwrap().to_owned();
+    let manifest =
+        http::request(&addr, "GET", &format!("/v2/users/t/big/manifests/{manifest_digest}"), &[], &[]).unwrap();
+    let mut other: Value = manifest.json();
+    other["annotations"]["org.opencontainers.image.version"] = json!("forged");
+    let forged = http::request(
+        &addr,
+        "PUT",
+        "/v2/users/t/big/manifests/1.0.0",
+        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+        &serde_json::to_vec(&other).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(forged.status, 409, "{}", forged.text());
+    let layer = format!("sha256:{}", hex::encode(Sha256::digest(&weights)));
+    assert_eq!(
+        http::request(&addr, "DELETE", &format!("/v2/users/t/big/blobs/{layer}"), &[], &[]).unwrap().status,
+        409
+    );
+    assert_eq!(http::request(&addr, "DELETE", "/v2/users/t/big/manifests/1.0.0", &[], &[]).unwrap().status, 409);
+    let served = http::request(&addr, "GET", "/v2/users/t/big/manifests/1.0.0", &[], &[]).unwrap();
+    assert_eq!(served.header("docker-content-digest"), Some(manifest_digest.as_str()));
+
+    // A hostile lock file cannot make an install write or delete outside gati_modules/.
+    let victim = tmp.path().join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("keep"), b"precious").unwrap();
+    let hostile = tmp.path().join("hostile");
+    std::fs::create_dir_all(&hostile).unwrap();
+    let zero = "0".repeat(64);
+    for name in ["../../victim", "/tmp/victim", "users/t/../../../victim"] {
+        let lock = json!({
+            "lockfileVersion": 1, "registry": cli.registry, "requires": { name: "1.0.0" },
+            "packages": { name: { "version": "1.0.0", "type": "model", "manifestDigest": format!("sha256:{zero}"),
+                                   "documentSha256": zero, "files": [] } }
+        });
+        std::fs::write(hostile.join("gati.lock"), serde_json::to_vec(&lock).unwrap()).unwrap();
+        let e = cli.fails(&["install", "--dir", hostile.to_str().unwrap(), "--offline"], 6);
+        assert!(e["message"].as_str().unwrap().contains("not an artifact name"), "{e}");
+        assert_eq!(std::fs::read(victim.join("keep")).unwrap(), b"precious");
+    }
+    let lock = json!({
+        "lockfileVersion": 1, "registry": cli.registry, "requires": { "users/t/x": "1.0.0" },
+        "packages": { "users/t/x": { "version": "1.0.0", "type": "model", "manifestDigest": "x",
+                                       "documentSha256": "../../../../victim/keep", "files": [] } }
+    });
+    std::fs::write(hostile.join("gati.lock"), serde_json::to_vec(&lock).unwrap()).unwrap();
+    cli.fails(&["install", "--dir", hostile.to_str().unwrap(), "--offline"], 6);
+    assert_eq!(std::fs::read(victim.join("keep")).unwrap(), b"precious");
 }
 
 #[test]
@@ -832,6 +884,17 @@ fn with_authentication_publishing_needs_rights_and_private_artifacts_stay_hidden
     let hidden = bob.fails(&["install", "--dir", app.to_str().unwrap(), "users/alice/tool@1.0.0"], 3);
     assert!(hidden["message"].as_str().unwrap().contains("unknown"), "{hidden}");
     alice.ok(&["install", "--dir", app.to_str().unwrap(), "users/alice/tool@1.0.0"]);
+
+    // Nobody can depend on what they cannot see, and the refusal does not reveal it.
+    let leech = project(
+        &src,
+        "leech",
+        &module("users/bob", "leech", "1.0.0", json!([{ "name": "users/alice/tool", "version": "^1" }])),
+        &[("leech.wasm", &wasm("x"))],
+    );
+    let e = bob.fails(&["publish", leech.to_str().unwrap()], 6);
+    let message = e["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("is not published") && !message.contains("1.0.0"), "{e}");
 
     alice.ok(&["logout"]);
     alice.fails(&["whoami"], 4);

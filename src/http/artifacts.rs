@@ -174,6 +174,7 @@ pub(super) async fn artifact_routes(
         }
         (&Method::PUT, ["versions", v]) => {
             let principal = allowed(&state, &headers, client, &repo, Action::Push).await?;
+            let visible = |r: &RepoName| can_read(&state, &principal, client, r);
             let document = axum::body::to_bytes(body_stream, MAX_BODY).await.map_err(|_| {
                 Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large", "a document is at most 1 MiB")
             })?;
@@ -183,13 +184,16 @@ pub(super) async fn artifact_routes(
                 .transpose()
                 .map_err(|e| Problem::bad_request(e.to_string()))?;
             let published = reg
-                .publish(PublishRequest {
-                    repo: repo.clone(),
-                    version: (*v).to_owned(),
-                    document,
-                    dist_tag,
-                    publisher: publisher(&principal),
-                })
+                .publish(
+                    PublishRequest {
+                        repo: repo.clone(),
+                        version: (*v).to_owned(),
+                        document,
+                        dist_tag,
+                        publisher: publisher(&principal),
+                    },
+                    &visible,
+                )
                 .await?;
             let mut response = json_ok(
                 StatusCode::CREATED,
@@ -206,10 +210,11 @@ pub(super) async fn artifact_routes(
             Ok(response)
         }
         (&Method::DELETE, ["versions", v]) => {
-            allowed(&state, &headers, client, &repo, Action::Delete).await?;
+            let principal = allowed(&state, &headers, client, &repo, Action::Delete).await?;
             let version: ArtifactVersion =
                 v.parse().map_err(|e: gati_core::CoreError| Problem::bad_request(e.to_string()))?;
-            reg.unpublish(&repo, version).await?;
+            let visible = |r: &RepoName| can_read(&state, &principal, client, r);
+            reg.unpublish(&repo, version, &visible).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         (&Method::GET, ["dist-tags"]) => {
@@ -337,7 +342,8 @@ pub(super) async fn search(
     let search =
         SearchQuery { text: query.get("q").cloned(), kind, namespace: query.get("namespace").cloned(), after, limit };
     let visible = |repo: &RepoName| can_read(&state, &principal, client, repo);
-    let (items, more) = state.registry.search_artifacts(&search, &visible).await?;
+    let page = state.registry.search_artifacts(&search, &visible).await?;
+    let items = page.items;
     let results: Vec<Value> = items
         .iter()
         .map(|a| {
@@ -350,7 +356,7 @@ pub(super) async fn search(
             })
         })
         .collect();
-    let next = if more { items.last().map(|a| a.repo.to_string()) } else { None };
+    let next = page.next.map(|r| r.to_string());
     Ok(json_ok(StatusCode::OK, json!({ "results": results, "next": next })))
 }
 

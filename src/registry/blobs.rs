@@ -63,6 +63,7 @@ impl Registry {
         match self.inner.namespaces.propose(command).await? {
             Applied::BlobUnlinked => Ok(()),
             Applied::Rejected(Rejection::BlobUnknown { .. }) => Err(RegistryError::BlobUnknown),
+            Applied::Rejected(Rejection::Artifact(_)) => Err(super::manifests::owned_by_version()),
             other => Err(unexpected(other)),
         }
     }

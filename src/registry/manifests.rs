@@ -159,6 +159,7 @@ impl Registry {
             Applied::Rejected(Rejection::TagConditionFailed { current }) => {
                 Err(RegistryError::PreconditionFailed { current })
             }
+            Applied::Rejected(Rejection::Artifact(_)) => Err(owned_by_version()),
             other => Err(unexpected(other)),
         }
     }
@@ -171,6 +172,7 @@ impl Registry {
         };
         match self.inner.namespaces.propose(command).await? {
             Applied::ManifestDeleted { .. } | Applied::TagDeleted => Ok(()),
+            Applied::Rejected(Rejection::Artifact(_)) => Err(owned_by_version()),
             Applied::Rejected(_) => Err(RegistryError::ManifestUnknown),
             other => Err(unexpected(other)),
         }
@@ -192,6 +194,15 @@ impl Registry {
         let (items, more) = state.referrers(repo, subject, artifact_type, after, limit)?;
         Ok(Page { items, more })
     }
+}
+
+/// A plain OCI write refused because a published Gati artifact version owns what it touches.
+pub(super) fn owned_by_version() -> RegistryError {
+    RegistryError::ArtifactConflict(
+        "a published artifact version owns this tag, manifest or blob: versions are immutable; \
+         use the artifact API to unpublish or deprecate"
+            .into(),
+    )
 }
 
 /// An outcome the state machine never gives for the command that was proposed: a bug.

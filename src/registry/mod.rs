@@ -83,12 +83,16 @@ impl Registry {
         }
     }
 
-    /// Starts the facade's worker actors (download statistics).
-    pub async fn start_workers(&self) -> Result<()> {
-        let counter =
-            crate::workers::DownloadCounterHandle::start(self.inner.namespaces.clone(), self.inner.cluster.node_id())
-                .await
-                .map_err(|e| RegistryError::internal(&e, "starting the download counter"))?;
+    /// Starts the facade's worker actors (download statistics); `epoch` identifies this process's
+    /// writes of counts (see `workers::downloads::next_epoch`).
+    pub async fn start_workers(&self, epoch: u64) -> Result<()> {
+        let counter = crate::workers::DownloadCounterHandle::start(
+            self.inner.namespaces.clone(),
+            self.inner.cluster.node_id(),
+            epoch,
+        )
+        .await
+        .map_err(|e| RegistryError::internal(&e, "starting the download counter"))?;
         if let Err(counter) = self.inner.downloads.set(counter) {
             counter.stop();
         }

@@ -49,6 +49,32 @@ pub struct DownloadCounterArgs {
     pub namespaces: NamespaceDirectory,
     /// This node.
     pub node: NodeId,
+    /// This process's batch epoch: greater than every epoch this node used before (see
+    /// [`next_epoch`]), so the state machine's "seen before" check never drops a new batch.
+    pub epoch: u64,
+}
+
+/// How long one write of counts may take before it is left for the next round.
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The epoch of a new process: the wall clock in milliseconds, but always above the epoch
+/// recorded in `file` by the previous process (a clock stepped back must not make the state
+/// machine ignore new batches as old ones), recorded for the next.
+pub fn next_epoch(file: &std::path::Path) -> std::io::Result<u64> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let previous = match std::fs::read_to_string(file) {
+        Ok(text) => text.trim().parse::<u64>().unwrap_or(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e),
+    };
+    let epoch = now.max(previous + 1);
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, epoch.to_string())?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, file)?;
+    Ok(epoch)
 }
 
 /// A batch on its way to a shard.
@@ -65,6 +91,7 @@ pub struct CounterState {
     epoch: u64,
     next_seq: u64,
     counts: BTreeMap<RepoName, BTreeMap<(ArtifactVersion, u32), u64>>,
+    /// Entries held, in `counts` and in unsettled batches together.
     keys: usize,
     /// Batches proposed without a definite answer: retried, with their identity, first.
     unsettled: Vec<Batch>,
@@ -81,13 +108,10 @@ impl Actor for DownloadCounter {
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
         me.send_interval(FLUSH_EVERY, || DownloadMsg::Flush);
-        let epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         Ok(CounterState {
             namespaces: args.namespaces,
             node: args.node,
-            epoch,
+            epoch: args.epoch,
             next_seq: 1,
             counts: BTreeMap::new(),
             keys: 0,
@@ -119,9 +143,15 @@ impl Actor for DownloadCounter {
 }
 
 async fn flush(state: &mut CounterState) {
+    // A repository with a batch still unsettled keeps counting into `counts`: a new batch
+    // behind it would only wait, and merging keeps one pending batch per repository at most.
+    let waiting: std::collections::BTreeSet<RepoName> = state.unsettled.iter().map(|b| b.repo.clone()).collect();
     let counted = std::mem::take(&mut state.counts);
-    state.keys = 0;
     for (repo, counts) in counted {
+        if waiting.contains(&repo) {
+            state.counts.insert(repo, counts);
+            continue;
+        }
         let seq = state.next_seq;
         state.next_seq += 1;
         let counts = counts.into_iter().map(|((version, day), count)| DownloadCount { version, day, count }).collect();
@@ -144,11 +174,24 @@ async fn flush(state: &mut CounterState) {
             seq: batch.seq,
             counts: batch.counts.clone(),
         });
-        match state.namespaces.propose(command).await {
-            Ok(Applied::ArtifactChanged) => debug!(repo = %batch.repo, seq = batch.seq, "download counts written"),
-            Ok(other) => warn!(repo = %batch.repo, ?other, "download counts refused; dropped"),
-            Err(e) => {
+        match tokio::time::timeout(PROPOSE_TIMEOUT, state.namespaces.propose(command)).await {
+            Ok(Ok(Applied::ArtifactChanged)) => {
+                debug!(repo = %batch.repo, seq = batch.seq, "download counts written");
+                state.keys = state.keys.saturating_sub(batch.counts.len());
+            }
+            Ok(Ok(other)) => {
+                warn!(repo = %batch.repo, ?other, "download counts refused; dropped");
+                state.keys = state.keys.saturating_sub(batch.counts.len());
+            }
+            Ok(Err(e)) => {
                 debug!(repo = %batch.repo, error = %e, "download counts not written yet; retrying");
+                blocked.insert(batch.repo.clone());
+                still.push(batch);
+            }
+            Err(_) => {
+                // Perhaps applied, perhaps not: the same batch (same identity) goes again, and
+                // the state machine counts it once either way.
+                debug!(repo = %batch.repo, "writing download counts timed out; retrying");
                 blocked.insert(batch.repo.clone());
                 still.push(batch);
             }
@@ -165,8 +208,8 @@ pub struct DownloadCounterHandle {
 
 impl DownloadCounterHandle {
     /// Starts the counter.
-    pub async fn start(namespaces: NamespaceDirectory, node: NodeId) -> Result<Self, ractor::SpawnErr> {
-        let (actor, _) = Actor::spawn(None, DownloadCounter, DownloadCounterArgs { namespaces, node }).await?;
+    pub async fn start(namespaces: NamespaceDirectory, node: NodeId, epoch: u64) -> Result<Self, ractor::SpawnErr> {
+        let (actor, _) = Actor::spawn(None, DownloadCounter, DownloadCounterArgs { namespaces, node, epoch }).await?;
         Ok(DownloadCounterHandle { actor })
     }
 

@@ -152,7 +152,8 @@ async fn requirements(
             let (Some(name), Some(range)) = (dep["name"].as_str(), dep["version"].as_str()) else {
                 return Err(Failure::invalid("gati.json: a dependency needs a name and a version range", vec![]));
             };
-            let reference = ArtifactRef::parse(name, ns.as_ref())?;
+            let reference = ArtifactRef::parse(name, ns.as_ref())
+                .map_err(|e| Failure::invalid(format!("gati.json: {e}"), vec![]))?;
             out.insert(reference.repo.to_string(), range.to_owned());
         }
         return Ok(out);
@@ -237,6 +238,7 @@ async fn place(
     pkg: &LockedPackage,
     bar: &indicatif::ProgressBar,
 ) -> Result<u64, Failure> {
+    check_pinned(name, pkg)?;
     let dest = dir.join("gati_modules").join(name);
     let mut downloaded = 0;
     // The document: cached by its sha256; fetching it counts a download of the version.
@@ -259,12 +261,6 @@ async fn place(
     std::fs::create_dir_all(&staging).map_err(|e| io(format_args!("creating {}", staging.display()), e))?;
     copy_into(&doc_cache, &staging.join("gati.json"))?;
     for file in &pkg.files {
-        if gati_core::artifact::document::file_path_problem(&file.path).is_some() {
-            return Err(Failure::new(
-                8,
-                format!("{name}@{}: refusing the unsafe file path {:?}", pkg.version, file.path),
-            ));
-        }
         let expected = FileDigests { size: file.size, sha256: file.sha256.clone(), sha512: file.sha512.clone() };
         let cached = ctx.cached(&file.sha256);
         if !verify_file(&cached, &expected).await? {
@@ -288,6 +284,30 @@ async fn place(
     }
     std::fs::rename(&staging, &dest).map_err(|e| io(format_args!("placing {}", dest.display()), e))?;
     Ok(downloaded)
+}
+
+/// A lock file (committed by anyone) and a registry's answers are untrusted: an artifact name
+/// must be exactly `namespace/name` and every digest 64 hex digits before either becomes part of
+/// a path, so nothing is ever written or removed outside `gati_modules/` and the cache.
+fn check_pinned(name: &str, pkg: &LockedPackage) -> Result<(), Failure> {
+    let exact = ArtifactRef::parse(name, None).is_ok_and(|r| r.target == RefTarget::Latest && r.repo.as_str() == name);
+    if !exact {
+        return Err(Failure::invalid(format!("{name:?} is not an artifact name (namespace/name)"), vec![]));
+    }
+    let hex = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !hex(&pkg.document_sha256) || pkg.files.iter().any(|f| !hex(&f.sha256)) {
+        return Err(Failure::invalid(
+            format!("{name}: a digest in the lock file is not 64 lowercase hex digits"),
+            vec![],
+        ));
+    }
+    if let Some(f) = pkg.files.iter().find(|f| gati_core::artifact::document::file_path_problem(&f.path).is_some()) {
+        return Err(Failure::invalid(
+            format!("{name}@{}: refusing the unsafe file path {:?}", pkg.version, f.path),
+            vec![],
+        ));
+    }
+    Ok(())
 }
 
 fn copy_into(from: &Path, to: &Path) -> Result<(), Failure> {

@@ -15,6 +15,9 @@ use crate::error::{ClientError, Result};
 use crate::files::{FileDigests, digest_file};
 use crate::types::{ArtifactInfo, Published, Resolution, SearchPage, VersionDetail};
 
+/// The largest document a registry serves.
+const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
 /// How the client proves who it is.
 #[derive(Clone, Debug)]
 pub enum Auth {
@@ -80,17 +83,24 @@ impl RegistryClient {
         &self.base
     }
 
+    /// A request to a path of the registry, or to an absolute URL. The credential goes only
+    /// to the registry's own origin: an absolute URL elsewhere (a redirect, a Location header,
+    /// a tampered state file) never sees it.
     pub(crate) fn request(&self, method: Method, path_or_url: &str) -> RequestBuilder {
-        let url = if path_or_url.starts_with("http") {
-            path_or_url.to_owned()
-        } else {
-            format!("{}{path_or_url}", self.base)
-        };
+        let absolute = path_or_url.starts_with("http://") || path_or_url.starts_with("https://");
+        let url = if absolute { path_or_url.to_owned() } else { format!("{}{path_or_url}", self.base) };
+        let ours = !absolute || self.same_origin(path_or_url);
         let builder = self.http.request(method, url);
         match &self.auth {
-            Some(Auth::Bearer(token)) => builder.bearer_auth(token),
-            None => builder,
+            Some(Auth::Bearer(token)) if ours => builder.bearer_auth(token),
+            _ => builder,
         }
+    }
+
+    /// Whether `url` is on the registry's scheme, host and port.
+    pub(crate) fn same_origin(&self, url: &str) -> bool {
+        url.strip_prefix(&self.base)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
     }
 
     pub(crate) async fn send(&self, builder: RequestBuilder) -> Result<Response> {
@@ -167,7 +177,16 @@ impl RegistryClient {
     /// A version's document, byte for byte as published (counts as a download).
     pub async fn document(&self, repo: &str, version: &str) -> Result<Bytes> {
         let path = format!("{}/versions/{}/document", Self::artifact_path(repo), encode_path(version));
-        Ok(self.send(self.request(Method::GET, &path)).await?.bytes().await?)
+        let response = self.send(self.request(Method::GET, &path)).await?;
+        let mut stream = response.bytes_stream();
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk?);
+            if out.len() > MAX_DOCUMENT_BYTES {
+                return Err(ClientError::Protocol(format!("{repo}@{version}: a document larger than 1 MiB")));
+            }
+        }
+        Ok(Bytes::from(out))
     }
 
     /// Downloads one file of a version to `dest`, verifying its size and both checksums. The
@@ -189,13 +208,24 @@ impl RegistryClient {
                 .await
                 .map_err(|e| ClientError::io(format!("creating {}", parent.display()), e))?;
         }
-        let partial = dest.with_extension(format!("partial-{}", std::process::id()));
+        // Unique per download: two jobs fetching the same content never share a partial file.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let partial = dest.with_extension(format!("partial-{}-{n}", std::process::id()));
         let mut out = tokio::fs::File::create(&partial)
             .await
             .map_err(|e| ClientError::io(format!("creating {}", partial.display()), e))?;
         let mut stream = response.bytes_stream();
+        let mut received = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
+            received += chunk.len() as u64;
+            // A server sending more than the file's size is wrong; stop before filling the disk.
+            if received > expected.size {
+                drop(out);
+                let _ = tokio::fs::remove_file(&partial).await;
+                return Err(ClientError::Checksum { path: file.to_owned(), what: "the size" });
+            }
             out.write_all(&chunk).await.map_err(|e| ClientError::io(format!("writing {}", partial.display()), e))?;
             progress(chunk.len() as u64);
         }

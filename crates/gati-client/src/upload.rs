@@ -132,7 +132,7 @@ impl RegistryClient {
             None => {
                 let started =
                     self.send(self.request(Method::POST, &format!("/v2/{}/blobs/uploads/", encode_path(repo)))).await?;
-                let location = location_of(&started)?;
+                let location = self.checked_location(location_of(&started)?)?;
                 state.set(&digests.sha256, Some(location.clone()));
                 (location, 0)
             }
@@ -178,7 +178,7 @@ impl RegistryClient {
                 }
                 other => other?,
             };
-            location = location_of(&response)?;
+            location = self.checked_location(location_of(&response)?)?;
             state.set(&digests.sha256, Some(location.clone()));
             offset = end + 1;
             progress.advanced(filled as u64);
@@ -198,6 +198,10 @@ impl RegistryClient {
     /// The remembered session of a file and the offset the registry holds, if it still exists.
     async fn resume(&self, sha256: &str, state: &UploadState) -> Result<Option<(String, u64)>> {
         let Some(location) = state.get(sha256) else { return Ok(None) };
+        let Ok(location) = self.checked_location(location) else {
+            state.set(sha256, None);
+            return Ok(None);
+        };
         let response = self.request(Method::GET, &location).send().await?;
         if response.status() == StatusCode::NO_CONTENT {
             // `Range: 0-<last>`. An empty session answers `0-0`, the same as one held byte: it
@@ -207,7 +211,7 @@ impl RegistryClient {
                 None | Some("0-0") => 0,
                 Some(r) => r.split_once('-').and_then(|(_, end)| end.parse::<u64>().ok()).map_or(0, |end| end + 1),
             };
-            let location = location_of(&response).unwrap_or(location);
+            let location = location_of(&response).and_then(|l| self.checked_location(l)).unwrap_or(location);
             return Ok(Some((location, held)));
         }
         let error = problem(response).await;
@@ -226,4 +230,16 @@ fn location_of(response: &reqwest::Response) -> Result<String> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .ok_or_else(|| ClientError::Protocol("an upload answer without a Location".into()))
+}
+
+impl RegistryClient {
+    /// An upload location is a path of the registry or a URL on its origin; anything else (from
+    /// a hostile answer or a tampered state file) is refused rather than followed.
+    fn checked_location(&self, location: String) -> Result<String> {
+        let absolute = location.starts_with("http://") || location.starts_with("https://");
+        if (absolute && !self.same_origin(&location)) || (!absolute && !location.starts_with("/v2/")) {
+            return Err(ClientError::Protocol(format!("an upload location outside the registry: {location}")));
+        }
+        Ok(location)
+    }
 }

@@ -199,19 +199,21 @@ impl Pending<'_> {
         for (dep, range) in &p.dependencies {
             self.put(key(DEPENDENT, &[dep.as_str(), repo.as_str(), &version_text]), range.to_string());
         }
-        match &p.dist_tag {
-            Some(tag) => self.put(key(DIST_TAG, &[repo.as_str(), tag.as_str()]), version_text),
-            None => {
-                let latest_key = key(DIST_TAG, &[repo.as_str(), "latest"]);
-                let current: Option<ArtifactVersion> = self.get(&latest_key)?.map(|v| text(&v)).transpose()?;
-                let moves = match &current {
-                    None => true,
-                    Some(c) => !p.version.is_prerelease() && (c.is_prerelease() || p.version > *c),
-                };
-                if moves {
-                    self.put(latest_key, version_text);
-                }
-            }
+        // `latest` follows the highest release unless the publish names another tag; an
+        // artifact's first version becomes `latest` whatever its tag, so every artifact with a
+        // version has one.
+        let latest_key = key(DIST_TAG, &[repo.as_str(), "latest"]);
+        let current: Option<ArtifactVersion> = self.get(&latest_key)?.map(|v| text(&v)).transpose()?;
+        let latest_moves = match (&p.dist_tag, &current) {
+            (_, None) => true,
+            (Some(tag), Some(_)) => tag.is_latest(),
+            (None, Some(c)) => !p.version.is_prerelease() && (c.is_prerelease() || p.version > *c),
+        };
+        if let Some(tag) = p.dist_tag.as_ref().filter(|t| !t.is_latest()) {
+            self.put(key(DIST_TAG, &[repo.as_str(), tag.as_str()]), version_text.clone());
+        }
+        if latest_moves {
+            self.put(latest_key, version_text);
         }
         Ok(Applied::ArtifactChanged)
     }
@@ -318,6 +320,46 @@ impl Pending<'_> {
     }
 }
 
+impl Pending<'_> {
+    /// Why a plain OCI write may not touch what a published version owns, if it may not: the
+    /// version's tag (a version is immutable, and its number is never reused), its manifest (only
+    /// unpublish withdraws it) and its files and document (a live version must stay complete).
+    /// `None` lets the write through; repositories that hold no artifact are never affected.
+    pub(crate) fn artifact_guard(&self, repo: &RepoName, write: OciWrite<'_>) -> Result<Option<Applied>> {
+        if !self.contains(&key(ARTIFACT, &[repo.as_str()]))? {
+            return Ok(None);
+        }
+        let versions = self.scan_prefix(&prefix(VERSION, &[repo.as_str()]))?;
+        for (_, value) in versions {
+            let record: VersionRecord = decode(&value)?;
+            let owned = match write {
+                OciWrite::Tag(tag) => oci_tag_of(&record.version) == *tag,
+                OciWrite::Manifest(digest) => !record.unpublished && record.manifest == *digest,
+                OciWrite::Blob(digest) => {
+                    !record.unpublished
+                        && (record.document == *digest
+                            || self.manifest(repo, &record.manifest)?.is_some_and(|m| m.blobs.contains(digest)))
+                }
+            };
+            if owned {
+                return refused(ArtifactRejection::VersionExists { unpublished: record.unpublished }).map(Some);
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// A plain OCI write that [`Pending::artifact_guard`] checks.
+#[derive(Clone, Copy)]
+pub(crate) enum OciWrite<'a> {
+    /// Pointing or deleting a tag.
+    Tag(&'a gati_core::Tag),
+    /// Deleting a manifest.
+    Manifest(&'a gati_core::Digest),
+    /// Unlinking a blob.
+    Blob(&'a gati_core::Digest),
+}
+
 impl StateMachine {
     /// Returns an artifact's record, if any version of it was ever published.
     pub fn artifact(&self, repo: &RepoName) -> Result<Option<ArtifactRecord>> {
@@ -399,9 +441,11 @@ impl StateMachine {
         let mut out = Vec::new();
         for entry in self.tree().range(start..end) {
             let (k, v) = entry?;
-            let rest = &k[p.len()..];
-            let day: u32 = text(&rest[..8])?;
-            let version: ArtifactVersion = text(&rest[9..])?;
+            let rest = k.get(p.len()..).unwrap_or_default();
+            let (Some(day), Some(version)) = (rest.get(..8), rest.get(9..)) else {
+                return Err(MetaError::Corrupt("download key".into()));
+            };
+            let (day, version): (u32, ArtifactVersion) = (text(day)?, text(version)?);
             let count = u64::from_be_bytes(v.as_ref().try_into().map_err(|_| MetaError::Corrupt("count".into()))?);
             out.push((day, version, count));
         }
@@ -626,6 +670,52 @@ mod tests {
         );
         s.run(deprecate(None, &["1.0.0"]));
         assert_eq!(s.sm.version(&repo("users/a/m"), &v("1.0.0")).unwrap().unwrap().deprecated, None);
+    }
+
+    #[test]
+    fn plain_oci_writes_cannot_change_what_a_version_owns() {
+        let mut s = Shard::new();
+        s.publish("users/a/m", "1.0.0");
+        s.publish("users/a/m", "1.1.0");
+        let r = repo("users/a/m");
+        let v1 = s.sm.version(&r, &v("1.0.0")).unwrap().unwrap();
+        let manifest = s.sm.manifest(&r, &v1.manifest).unwrap().unwrap();
+        let layer = manifest.blobs.iter().find(|b| **b != v1.document).unwrap().clone();
+        let exists = rejected(R::VersionExists { unpublished: false });
+        let mut other = manifest.clone();
+        other.digest = dg(77);
+        let put = |tag: &str| Command::PutManifest {
+            repo: r.clone(),
+            record: Box::new(other.clone()),
+            tag: Some(tag.parse().unwrap()),
+            condition: None,
+        };
+        assert_eq!(s.run(put("1.0.0")), exists, "a version's tag never moves");
+        assert_eq!(s.run(Command::DeleteTag { repo: r.clone(), tag: "1.0.0".parse().unwrap() }), exists);
+        assert_eq!(s.run(Command::DeleteManifest { repo: r.clone(), digest: v1.manifest.clone() }), exists);
+        assert_eq!(s.run(Command::UnlinkBlob { repo: r.clone(), digest: layer.clone() }), exists);
+        assert_eq!(s.run(Command::UnlinkBlob { repo: r.clone(), digest: v1.document.clone() }), exists);
+        assert_eq!(s.sm.tag(&r, &"1.0.0".parse().unwrap()).unwrap(), Some(v1.manifest.clone()));
+        assert!(matches!(s.run(put("dev")), Applied::ManifestPut { .. }), "other tags are plain OCI tags");
+
+        s.run(Command::Artifact(A::Unpublish { repo: r.clone(), version: v("1.1.0"), at: 1000 }));
+        assert_eq!(s.run(put("1.1.0")), rejected(R::VersionExists { unpublished: true }), "nor is the number reused");
+        // Repositories without artifacts are untouched by the rule.
+        s.run(Command::LinkBlob { repo: repo("library/x"), digest: dg(5), size: 1 });
+        assert_eq!(s.run(Command::UnlinkBlob { repo: repo("library/x"), digest: dg(5) }), Applied::BlobUnlinked);
+    }
+
+    #[test]
+    fn a_first_publish_under_another_tag_still_gets_latest() {
+        let mut s = Shard::new();
+        s.publish_with("users/a/m", "1.0.0-beta.1", &[], Some("beta"), 1000);
+        let tags = s.sm.dist_tags(&repo("users/a/m")).unwrap();
+        assert_eq!(tags.len(), 2);
+        assert_eq!(s.latest("users/a/m").as_deref(), Some("1.0.0-beta.1"));
+        s.publish_with("users/a/m", "1.0.0", &[], Some("beta"), 1000);
+        assert_eq!(s.latest("users/a/m").as_deref(), Some("1.0.0-beta.1"), "a named tag leaves latest alone");
+        s.publish_with("users/a/m", "1.0.1", &[], Some("latest"), 1000);
+        assert_eq!(s.latest("users/a/m").as_deref(), Some("1.0.1"));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use gati_core::command::Rejection;
 use gati_core::{Applied, Command, Digest, GroupId, ManifestRecord, RepoName, Tag, TagCondition};
 
+use crate::artifact::OciWrite;
 use crate::error::{MetaError, Result};
 use crate::keys;
 
@@ -108,7 +109,7 @@ impl<'a> Pending<'a> {
         self.get(&keys::tag(repo, tag))?.map(|v| decode_text(&v)).transpose()
     }
 
-    fn manifest(&self, repo: &RepoName, digest: &Digest) -> Result<Option<ManifestRecord>> {
+    pub(crate) fn manifest(&self, repo: &RepoName, digest: &Digest) -> Result<Option<ManifestRecord>> {
         self.get(&keys::manifest(repo, digest))?.map(|v| decode_record(&v)).transpose()
     }
 
@@ -140,6 +141,9 @@ impl<'a> Pending<'a> {
                 Ok(Applied::BlobLinked { created })
             }
             Command::UnlinkBlob { repo, digest } => {
+                if let Some(refused) = self.artifact_guard(repo, OciWrite::Blob(digest))? {
+                    return Ok(refused);
+                }
                 let key = keys::blob(repo, digest);
                 if !self.contains(&key)? {
                     return Ok(Applied::Rejected(Rejection::BlobUnknown { digest: digest.clone() }));
@@ -149,10 +153,23 @@ impl<'a> Pending<'a> {
                 Ok(Applied::BlobUnlinked)
             }
             Command::PutManifest { repo, record, tag, condition } => {
+                if let Some(tag) = tag
+                    && let Some(refused) = self.artifact_guard(repo, OciWrite::Tag(tag))?
+                {
+                    return Ok(refused);
+                }
                 self.decide_put_manifest(repo, record, tag.as_ref(), condition.as_ref())
             }
-            Command::DeleteManifest { repo, digest } => self.decide_delete_manifest(repo, digest),
+            Command::DeleteManifest { repo, digest } => {
+                if let Some(refused) = self.artifact_guard(repo, OciWrite::Manifest(digest))? {
+                    return Ok(refused);
+                }
+                self.decide_delete_manifest(repo, digest)
+            }
             Command::DeleteTag { repo, tag } => {
+                if let Some(refused) = self.artifact_guard(repo, OciWrite::Tag(tag))? {
+                    return Ok(refused);
+                }
                 let key = keys::tag(repo, tag);
                 if !self.contains(&key)? {
                     return Ok(Applied::Rejected(Rejection::TagUnknown { tag: tag.clone() }));

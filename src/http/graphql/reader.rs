@@ -24,6 +24,9 @@ use crate::registry::{Registry, RegistryError};
 /// The most store reads (artifacts, dependents lists, accounts) one request may make.
 pub(super) const MAX_STORE_READS: usize = 1_000;
 
+/// Registry searches one `artifacts` page may take to fill itself.
+const SEARCH_ROUNDS: usize = 8;
+
 /// Who is asking, and what they have read so far.
 pub(super) struct Reader {
     registry: Registry,
@@ -86,10 +89,26 @@ impl Reader {
     }
 
     /// Artifacts matching `query` that the caller may see, and whether more follow.
+    ///
+    /// One registry search examines a bounded number of artifacts and may stop short of a full
+    /// page; a few rounds fill the page (each spends a store read), so that a page's end cursor
+    /// is always one of its edges.
     pub(super) async fn search(&self, query: &SearchQuery) -> async_graphql::Result<(Vec<ArtifactSummary>, bool)> {
-        self.spend_read()?;
         let visible = |repo: &RepoName| self.can_read(repo);
-        self.registry.search_artifacts(query, &visible).await.map_err(registry_error)
+        let mut query = query.clone();
+        let mut items = Vec::new();
+        for _ in 0..SEARCH_ROUNDS {
+            self.spend_read()?;
+            let page = self.registry.search_artifacts(&query, &visible).await.map_err(registry_error)?;
+            query.limit -= page.items.len().min(query.limit);
+            items.extend(page.items);
+            match page.next {
+                Some(next) if query.limit > 0 => query.after = Some(next),
+                Some(_) => return Ok((items, true)),
+                None => return Ok((items, false)),
+            }
+        }
+        Ok((items, true))
     }
 
     /// The public profile of the account `name`, if there is one.

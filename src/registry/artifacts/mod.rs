@@ -15,7 +15,7 @@ use gati_core::RepoName;
 use gati_core::artifact::{ArtifactKind, ArtifactVersion, DistTag, VersionRecord};
 
 pub use publish::{PublishRequest, Published, rfc3339};
-pub use read::{ArtifactInfo, ArtifactSummary, DownloadDay, SearchQuery, VersionView};
+pub use read::{ArtifactInfo, ArtifactSummary, DownloadDay, SearchPage, SearchQuery, VersionView};
 pub use resolve::{ResolvedGraph, ResolvedPackage};
 
 /// Seconds since the Unix epoch by this node's clock.

@@ -52,7 +52,14 @@ impl Registry {
     /// each file uploaded with the size and both checksums the document states, the whole-artifact
     /// checksums, the dependencies (each has a published version in range) and the artifacts the
     /// type requires (an agent's models, a plugin's modules).
-    pub async fn publish(&self, request: PublishRequest) -> Result<Published> {
+    ///
+    /// Artifacts `visible` refuses (private ones of other tenants) count as not published, so a
+    /// refusal never reveals them and nobody can depend on what they cannot read.
+    pub async fn publish(
+        &self,
+        request: PublishRequest,
+        visible: &(dyn Fn(&RepoName) -> bool + Sync),
+    ) -> Result<Published> {
         let PublishRequest { repo, version, document, dist_tag, publisher } = request;
         let doc = ArtifactDocument::parse(&document).map_err(RegistryError::ArtifactInvalid)?;
         let view = &doc.view;
@@ -63,7 +70,7 @@ impl Registry {
             return Err(invalid("version", format!("the document publishes {}, not {version}", view.version)));
         }
         self.check_files(view).await?;
-        self.check_references(view).await?;
+        self.check_references(view, visible).await?;
 
         let document_digest = digest_of(DigestAlgorithm::Sha256, &document);
         let manifest_bytes = oci_manifest(view, &document_digest, document.len() as u64, now());
@@ -126,15 +133,27 @@ impl Registry {
                 Err(e) => return Err(e),
             }
         }
-        let checks = futures_util::stream::iter(present.into_iter().map(|(i, digest, expected)| async move {
+        // Each distinct blob is read and hashed once, however many paths list it: a document
+        // naming one large blob thousands of times costs one pass, not thousands.
+        let mut by_digest: BTreeMap<Digest, Vec<(usize, String)>> = BTreeMap::new();
+        for (i, digest, expected) in present {
+            by_digest.entry(digest).or_default().push((i, expected));
+        }
+        let checks = futures_util::stream::iter(by_digest.into_iter().map(|(digest, listed)| async move {
             let actual = self.sha512_of(&digest).await?;
-            Ok::<_, RegistryError>((i, actual == expected))
+            Ok::<_, RegistryError>(
+                listed.into_iter().map(move |(i, expected)| (i, actual == expected)).collect::<Vec<_>>(),
+            )
         }))
         .buffer_unordered(HASHING_AT_ONCE)
         .collect::<Vec<_>>()
         .await;
+        let mut results = Vec::new();
         for check in checks {
-            let (i, ok) = check?;
+            results.extend(check?);
+        }
+        results.sort_unstable();
+        for (i, ok) in results {
             if !ok {
                 problems.push(FieldError {
                     field: format!("contents[{i}].sha512"),
@@ -170,10 +189,14 @@ impl Registry {
 
     /// Dependencies must have a published version in range; required artifacts must exist with
     /// an accepted type and the version they name.
-    async fn check_references(&self, view: &ValidatedDocument) -> Result<()> {
+    async fn check_references(
+        &self,
+        view: &ValidatedDocument,
+        visible: &(dyn Fn(&RepoName) -> bool + Sync),
+    ) -> Result<()> {
         let mut problems = Vec::new();
         for dep in &view.dependencies {
-            let versions = self.live_versions(&dep.repo).await?;
+            let versions = if visible(&dep.repo) { self.live_versions(&dep.repo).await? } else { Vec::new() };
             if versions.is_empty() {
                 problems.push(FieldError::new(format!("{}.name", dep.field), format!("{} is not published", dep.repo)));
             } else if !versions.iter().any(|v| dep.range.matches(v.semver())) {
@@ -191,7 +214,7 @@ impl Registry {
         }
         for req in &view.required {
             let repo = &req.reference.repo;
-            let kind = self.artifact_kind(repo).await?;
+            let kind = if visible(repo) { self.artifact_kind(repo).await? } else { None };
             let Some(kind) = kind else {
                 problems.push(FieldError::new(&req.field, format!("{repo} is not published")));
                 continue;

@@ -142,7 +142,18 @@ impl Registry {
         Ok(VersionView { repo: repo.clone(), record, document, files })
     }
 
+    /// A version's document: from the manifest cache (documents are small and immutable, and
+    /// every file download reads one), else from the blob store.
     async fn read_document(&self, record: &VersionRecord) -> Result<Bytes> {
+        if let Some(bytes) = self.inner.manifest_cache.get(&record.document) {
+            return Ok(bytes);
+        }
+        let bytes = self.read_document_uncached(record).await?;
+        self.inner.manifest_cache.insert(record.document.clone(), bytes.clone());
+        Ok(bytes)
+    }
+
+    async fn read_document_uncached(&self, record: &VersionRecord) -> Result<Bytes> {
         let content = self.get_blob_unchecked(&record.document).await?;
         let mut stream = content.stream;
         let mut out = Vec::with_capacity(usize::try_from(content.size).unwrap_or(0));
@@ -203,53 +214,98 @@ impl Registry {
         &self,
         query: &SearchQuery,
         visible: &(dyn Fn(&RepoName) -> bool + Sync),
-    ) -> Result<(Vec<ArtifactSummary>, bool)> {
+    ) -> Result<SearchPage> {
         let words: Vec<String> =
             query.text.as_deref().unwrap_or_default().split_whitespace().map(str::to_lowercase).collect();
+        let states: Vec<&StateMachine> = self.inner.cluster.states().collect();
+        // A request examines a bounded number of artifacts, shared among the shards, however
+        // few match: a query matching nothing ends with a cursor instead of a full scan.
+        let per_shard = (SEARCH_EXAMINED / states.len().max(1)).max(query.limit + 1);
         let mut found = Vec::new();
-        for state in self.inner.cluster.states() {
+        // The smallest name at which a shard stopped for lack of budget: everything up to it
+        // has been examined in every shard, nothing after it in that one.
+        let mut cut: Option<RepoName> = None;
+        for state in states {
             let mut after = query.after.clone();
-            let before = found.len();
+            let (before, mut examined) = (found.len(), 0usize);
             loop {
                 let (page, more) = state.artifacts(after.as_ref(), 256)?;
                 for (repo, record) in &page {
-                    if query.kind.is_some_and(|k| k != record.kind)
-                        || query.namespace.as_deref().is_some_and(|ns| repo.namespace().as_str() != ns)
-                        || !visible(repo)
-                    {
-                        continue;
+                    examined += 1;
+                    if let Some(summary) = self.matching(state, repo, record, query, &words, visible)? {
+                        found.push(summary);
                     }
-                    let latest = state.dist_tags(repo)?.remove(&DistTag::latest());
-                    let latest_record = match &latest {
-                        Some(v) => state.version(repo, v)?,
-                        None => None,
-                    };
-                    let description = latest_record.as_ref().map(|r| r.description.clone()).unwrap_or_default();
-                    let haystack = format!("{} {}", repo.as_str(), description.to_lowercase());
-                    if !words.iter().all(|w| haystack.contains(w.as_str())) {
-                        continue;
-                    }
-                    found.push(ArtifactSummary {
-                        repo: repo.clone(),
-                        kind: record.kind,
-                        latest,
-                        description,
-                        updated_at: latest_record.map_or(record.created_at, |r| r.published_at),
-                    });
                 }
+                after = page.last().map(|(r, _)| r.clone());
                 // Each shard lists in name order, so its first `limit + 1` matches are all that
                 // one page of the merged result can need from it.
                 if !more || found.len() - before > query.limit {
                     break;
                 }
-                after = page.last().map(|(r, _)| r.clone());
+                if examined >= per_shard {
+                    if let Some(stop) = after.take() {
+                        cut = Some(cut.map_or(stop.clone(), |c| c.min(stop)));
+                    }
+                    break;
+                }
             }
         }
         found.sort_by(|a, b| a.repo.cmp(&b.repo));
-        let more = found.len() > query.limit;
+        if let Some(cut) = &cut {
+            found.retain(|a| a.repo <= *cut);
+        }
+        let truncated = found.len() > query.limit;
         found.truncate(query.limit);
-        Ok((found, more))
+        let next = if truncated { found.last().map(|a| a.repo.clone()) } else { cut };
+        Ok(SearchPage { items: found, next })
     }
+
+    /// The summary of `repo` if it passes every filter of `query`.
+    fn matching(
+        &self,
+        state: &StateMachine,
+        repo: &RepoName,
+        record: &gati_meta::artifact::ArtifactRecord,
+        query: &SearchQuery,
+        words: &[String],
+        visible: &(dyn Fn(&RepoName) -> bool + Sync),
+    ) -> Result<Option<ArtifactSummary>> {
+        if query.kind.is_some_and(|k| k != record.kind)
+            || query.namespace.as_deref().is_some_and(|ns| repo.namespace().as_str() != ns)
+            || !visible(repo)
+        {
+            return Ok(None);
+        }
+        let latest = state.dist_tags(repo)?.remove(&DistTag::latest());
+        let latest_record = match &latest {
+            Some(v) => state.version(repo, v)?,
+            None => None,
+        };
+        let description = latest_record.as_ref().map(|r| r.description.clone()).unwrap_or_default();
+        let haystack = format!("{} {}", repo.as_str(), description.to_lowercase());
+        if !words.iter().all(|w| haystack.contains(w.as_str())) {
+            return Ok(None);
+        }
+        Ok(Some(ArtifactSummary {
+            repo: repo.clone(),
+            kind: record.kind,
+            latest,
+            description,
+            updated_at: latest_record.map_or(record.created_at, |r| r.published_at),
+        }))
+    }
+}
+
+/// Artifacts one search request examines at most, over all shards.
+const SEARCH_EXAMINED: usize = 4096;
+
+/// A page of search results.
+#[derive(Clone, Debug)]
+pub struct SearchPage {
+    /// The matches, in name order.
+    pub items: Vec<ArtifactSummary>,
+    /// Where the next page starts (`after`), when there may be more.
+    pub next: Option<RepoName>,
 }
 
 /// The `contents` of a stored document (already validated when it was published).

@@ -70,7 +70,9 @@ impl Registry {
             let mut candidates = Vec::new();
             for r in records.into_iter().filter(|r| !r.unpublished) {
                 for (dep, _) in &r.dependencies {
-                    queue.push_back(dep.clone());
+                    if !seen.contains(dep) {
+                        queue.push_back(dep.clone());
+                    }
                 }
                 facts.insert((repo.clone(), r.version.clone()), (r.kind, r.manifest.clone(), r.document.clone()));
                 candidates.push(Candidate {
@@ -83,10 +85,15 @@ impl Registry {
         }
         // An artifact nobody (visible to the caller) published is "not found"; everything else
         // that stops a resolution is a conflict the message explains.
-        let resolution = resolve(roots, &index).map_err(|e| match e {
-            ResolveError::Unknown { .. } => RegistryError::VersionUnknown(e.to_string()),
-            other => RegistryError::Unresolvable(other.to_string()),
-        })?;
+        // The search is CPU work bounded by its step limit: it runs off the async workers.
+        let roots_owned = roots.to_vec();
+        let resolution = tokio::task::spawn_blocking(move || resolve(&roots_owned, &index))
+            .await
+            .map_err(|e| RegistryError::internal(&e, "dependency resolution"))?
+            .map_err(|e| match e {
+                ResolveError::Unknown { .. } => RegistryError::VersionUnknown(e.to_string()),
+                other => RegistryError::Unresolvable(other.to_string()),
+            })?;
         let mut packages = Vec::with_capacity(resolution.packages.len());
         for (repo, chosen) in resolution.packages {
             let version = ArtifactVersion::from(chosen.version);

@@ -1,6 +1,6 @@
 //! Managing published versions: dist-tags, deprecation, unpublish.
 
-use gati_core::artifact::{ArtifactCommand, ArtifactVersion, DistTag};
+use gati_core::artifact::{ArtifactCommand, ArtifactRejection, ArtifactVersion, DistTag};
 use gati_core::{Applied, Command, Rejection, RepoName, VersionRange};
 
 use super::super::error::{RegistryError, Result};
@@ -56,29 +56,69 @@ impl Registry {
     /// own under consensus. A dependent published in another shard between the two checks is
     /// not caught: the same window every registry with sharded metadata has, closed by the 72-hour
     /// rule (after which only deprecation is possible).
-    pub async fn unpublish(&self, repo: &RepoName, version: ArtifactVersion) -> Result<()> {
+    ///
+    /// Dependents `visible` refuses are counted but not named.
+    pub async fn unpublish(
+        &self,
+        repo: &RepoName,
+        version: ArtifactVersion,
+        visible: &(dyn Fn(&RepoName) -> bool + Sync),
+    ) -> Result<()> {
         self.require_artifact(repo).await?;
-        let dependents: Vec<String> = self
+        let dependents: Vec<(RepoName, String)> = self
             .artifact_dependents(repo)
             .await?
             .into_iter()
             .filter(|d| d.range.matches(version.semver()))
-            .take(5)
-            .map(|d| format!("{}@{}", d.repo, d.version))
+            .map(|d| (d.repo.clone(), format!("{}@{}", d.repo, d.version)))
             .collect();
         let text = version.to_string();
         if !dependents.is_empty() {
-            return Err(RegistryError::ArtifactConflict(format!(
-                "{repo}@{text} is a dependency of {}; deprecate it instead",
-                dependents.join(", ")
-            )));
+            return Err(has_dependents(repo, &text, dependents, visible));
         }
         let command = ArtifactCommand::Unpublish { repo: repo.clone(), version, at: now() };
-        self.artifact_write(repo, &text, command).await
+        match self.inner.namespaces.propose(Command::Artifact(command)).await? {
+            Applied::ArtifactChanged => Ok(()),
+            Applied::Rejected(Rejection::Artifact(ArtifactRejection::HasDependents { dependents })) => {
+                let named = dependents
+                    .into_iter()
+                    .filter_map(|d| {
+                        let name = d.split_once('@').map_or(d.as_str(), |(n, _)| n).parse::<RepoName>().ok()?;
+                        Some((name, d))
+                    })
+                    .collect();
+                Err(has_dependents(repo, &text, named, visible))
+            }
+            Applied::Rejected(Rejection::Artifact(r)) => Err(rejection(repo, &text, r)),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn require_artifact(&self, repo: &RepoName) -> Result<()> {
         let state = self.fresh_state(repo, ReadConsistency::Linearizable).await?;
         state.artifact(repo)?.map(|_| ()).ok_or(RegistryError::ArtifactUnknown)
     }
+}
+
+/// "Deprecate instead", naming the dependents the caller may see and counting the others.
+fn has_dependents(
+    repo: &RepoName,
+    version: &str,
+    dependents: Vec<(RepoName, String)>,
+    visible: &(dyn Fn(&RepoName) -> bool + Sync),
+) -> RegistryError {
+    let total = dependents.len();
+    let seen: Vec<String> = dependents.into_iter().filter(|(r, _)| visible(r)).map(|(_, d)| d).collect();
+    let hidden = total - seen.len();
+    let mut who = seen.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if seen.len() > 5 {
+        who.push_str(&format!(" and {} more", seen.len() - 5));
+    }
+    if hidden > 0 {
+        if !who.is_empty() {
+            who.push_str(" and ");
+        }
+        who.push_str(&format!("{hidden} other version(s) you cannot see"));
+    }
+    RegistryError::ArtifactConflict(format!("{repo}@{version} is a dependency of {who}; deprecate it instead"))
 }

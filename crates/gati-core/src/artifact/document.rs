@@ -492,6 +492,26 @@ mod tests {
         assert!(ArtifactDocument::parse(&big).is_err());
     }
 
+    proptest::proptest! {
+        /// Hostile text in any string field of any example is refused or accepted, never a panic.
+        #[test]
+        fn hostile_strings_never_panic(text in "\\PC{0,40}", which in 0usize..6, field in 0usize..12) {
+            let mut doc = with_files(EXAMPLES[which].1);
+            let targets = [
+                "/version", "/name", "/namespace", "/manifest/license", "/manifest/modelCard/trainingDate",
+                "/provenance/buildTimestamp", "/manifest/config/wasmFile", "/manifest/dependencies/0/version",
+                "/manifest/dependencies/0/name", "/manifest/timescape/versionGraph/0/timestamp",
+                "/manifest/benchmarks/inferenceTime", "/manifest/config/modelReferences/0",
+            ];
+            if let Some(slot) = doc.pointer_mut(targets[field]) {
+                *slot = serde_json::Value::String(text.clone());
+            } else if let Some(obj) = doc.as_object_mut() {
+                obj.insert("version".into(), serde_json::Value::String(text.clone()));
+            }
+            let _ = parse(&doc);
+        }
+    }
+
     #[test]
     fn every_kind_has_a_schema() {
         for kind in ArtifactKind::ALL {

@@ -16,6 +16,8 @@ use crate::version_range::VersionRange;
 
 const MAX_DESCRIPTION: usize = 4096;
 const MAX_KEYWORDS: usize = 32;
+/// Dependencies one version may declare: far above real use, low enough to bound resolution.
+const MAX_DEPENDENCIES: usize = 500;
 
 struct Problems(Vec<FieldError>);
 
@@ -78,6 +80,9 @@ pub(crate) fn check(kind: ArtifactKind, raw: &RawDocument) -> Result<ValidatedDo
     for (i, f) in raw.contents.iter().enumerate() {
         if let Some(problem) = file_path_problem(&f.path) {
             p.add(format!("contents[{i}].path"), problem);
+        } else if f.path == "gati.json" {
+            // Installs place the document itself there.
+            p.add(format!("contents[{i}].path"), "gati.json is the document's own name");
         } else if !seen.insert(f.path.as_str()) {
             p.add(format!("contents[{i}].path"), format!("{:?} is listed twice", f.path));
         }
@@ -104,6 +109,9 @@ pub(crate) fn check(kind: ArtifactKind, raw: &RawDocument) -> Result<ValidatedDo
     let paths = unique_paths(&raw.contents);
 
     // Dependencies.
+    if m.dependencies.len() > MAX_DEPENDENCIES {
+        p.add("manifest.dependencies", format!("at most {MAX_DEPENDENCIES} dependencies"));
+    }
     // Taken from the namespace alone, so that a bad name does not also fail every bare reference.
     let namespace = repo_of(&raw.namespace, "x").ok().map(|r| r.namespace());
     let mut dependencies = Vec::new();

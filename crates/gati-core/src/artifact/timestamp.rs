@@ -4,7 +4,8 @@
 /// `2025-11-23T10:00:00.123+05:30`.
 pub fn is_rfc3339(s: &str) -> bool {
     let b = s.as_bytes();
-    if b.len() < 20 || !is_date(&s[..10]) || !matches!(b[10], b'T' | b't') {
+    // `get` rather than slicing: byte 10 may fall inside a multi-byte character of hostile input.
+    if b.len() < 20 || !s.get(..10).is_some_and(is_date) || !matches!(b[10], b'T' | b't') {
         return false;
     }
     let time = &b[11..];
