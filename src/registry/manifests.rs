@@ -128,17 +128,7 @@ impl Registry {
             Reference::Tag(tag) => (digest_of(DigestAlgorithm::Sha256, &body), Some(tag)),
         };
         let subject = parsed.subject.as_ref().map(|s| s.digest.clone());
-        let record = ManifestRecord {
-            digest: digest.clone(),
-            kind: parsed.kind,
-            media_type: parsed.kind.media_type().parse()?,
-            size: body.len() as u64,
-            blobs: parsed.required_blobs(),
-            manifests: parsed.required_manifests(),
-            subject: subject.clone(),
-            artifact_type: parsed.referrer_artifact_type(),
-            annotations: parsed.annotations,
-        };
+        let record = parsed.into_record(digest.clone(), body.len() as u64)?;
         // Re-tagging a manifest the repository already holds (promoting a build, moving
         // `latest`) needs no store write: its bytes were stored before its record was committed,
         // and garbage collection keeps bytes for a grace period after their last record goes.

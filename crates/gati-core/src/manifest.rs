@@ -178,6 +178,22 @@ pub fn parse_manifest(content_type: Option<&str>, body: &[u8]) -> Result<ParsedM
 }
 
 impl ParsedManifest {
+    /// What the state machine records about this manifest, whose exact bytes have `digest` and
+    /// are `size` long.
+    pub fn into_record(self, digest: Digest, size: u64) -> Result<crate::command::ManifestRecord> {
+        Ok(crate::command::ManifestRecord {
+            digest,
+            kind: self.kind,
+            media_type: self.kind.media_type().parse()?,
+            size,
+            blobs: self.required_blobs(),
+            manifests: self.required_manifests(),
+            subject: self.subject.as_ref().map(|s| s.digest.clone()),
+            artifact_type: self.referrer_artifact_type(),
+            annotations: self.annotations,
+        })
+    }
+
     /// Returns the blobs that must already be in the repository: the config and every layer that
     /// is not a foreign layer (one with `urls`, served from elsewhere).
     pub fn required_blobs(&self) -> Vec<Digest> {

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{MetaError, Result};
 use crate::keys;
+use crate::keys::key;
 use crate::state_machine::{Pending, StateMachine};
 
 const ARTIFACT: u8 = b'a';
@@ -29,17 +30,6 @@ const DIST_TAG: u8 = b'd';
 const DEPENDENT: u8 = b'n';
 const DOWNLOADS: u8 = b's';
 const DOWNLOAD_BATCH: u8 = b'w';
-
-fn key(kind: u8, parts: &[&str]) -> Vec<u8> {
-    let mut k = vec![kind];
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            k.push(0);
-        }
-        k.extend_from_slice(part.as_bytes());
-    }
-    k
-}
 
 fn prefix(kind: u8, parts: &[&str]) -> Vec<u8> {
     let mut k = key(kind, parts);

@@ -22,6 +22,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{MetaError, Result};
+use crate::keys::key;
 use crate::state_machine::{Pending, StateMachine};
 
 const USER: u8 = b'U';
@@ -45,17 +46,6 @@ pub const AUDIT_ENTRIES_KEPT: u64 = if cfg!(test) { 5 } else { 100_000 };
 fn audit_prefix(namespace: &Namespace) -> Vec<u8> {
     let mut k = key(AUDIT, &[namespace.as_str()]);
     k.push(0);
-    k
-}
-
-fn key(kind: u8, parts: &[&str]) -> Vec<u8> {
-    let mut k = vec![kind];
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            k.push(0);
-        }
-        k.extend_from_slice(part.as_bytes());
-    }
     k
 }
 

@@ -23,7 +23,8 @@ pub(crate) const RAFT_STATE: &[u8] = b"x/raft_state";
 
 const SEP: u8 = 0;
 
-fn key(kind: u8, parts: &[&str]) -> Vec<u8> {
+/// `kind` then `parts` joined by NUL: the shape of every key in the state tree.
+pub(crate) fn key(kind: u8, parts: &[&str]) -> Vec<u8> {
     let len = 1 + parts.iter().map(|p| p.len() + 1).sum::<usize>();
     let mut k = Vec::with_capacity(len);
     k.push(kind);

@@ -12,7 +12,7 @@ use gati_core::artifact::{
 };
 use gati_core::manifest::parse_manifest;
 use gati_core::media_type::OCI_MANIFEST;
-use gati_core::{Applied, Command, Digest, DigestAlgorithm, ManifestRecord, Rejection, RepoName};
+use gati_core::{Applied, Command, Digest, DigestAlgorithm, Rejection, RepoName};
 use serde_json::json;
 
 use super::super::error::{RegistryError, Result};
@@ -76,17 +76,7 @@ impl Registry {
         let manifest_bytes = oci_manifest(view, &document_digest, document.len() as u64, now());
         let parsed = parse_manifest(Some(OCI_MANIFEST), &manifest_bytes)?;
         let manifest_digest = digest_of(DigestAlgorithm::Sha256, &manifest_bytes);
-        let record = ManifestRecord {
-            digest: manifest_digest.clone(),
-            kind: parsed.kind,
-            media_type: parsed.kind.media_type().parse()?,
-            size: manifest_bytes.len() as u64,
-            blobs: parsed.required_blobs(),
-            manifests: parsed.required_manifests(),
-            subject: None,
-            artifact_type: parsed.referrer_artifact_type(),
-            annotations: parsed.annotations,
-        };
+        let record = parsed.into_record(manifest_digest.clone(), manifest_bytes.len() as u64)?;
         // Bytes before pointers: both blobs are durable before the command that names them.
         self.inner.blobs.put_verified(&document_digest, document.clone()).await?;
         self.inner.blobs.put_verified(&manifest_digest, Bytes::from(manifest_bytes)).await?;
