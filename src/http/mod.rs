@@ -94,7 +94,16 @@ pub fn router(
         .fallback(|| async { OciError::not_found() })
         .layer(middleware::from_fn_with_state(state.clone(), limits::by_address))
         .layer(middleware::from_fn(observe))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)
+}
+
+/// The answer to a request whose handler panicked (a bug): a `500` with an error body in the
+/// OCI format (which REST clients read as a failure too) instead of a dropped connection. The
+/// panic itself is logged by the panic hook.
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    OciError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", "internal error").into_response()
 }
 
 async fn readyz(State(state): State<HttpState>) -> Response {
@@ -257,5 +266,27 @@ mod tests {
         assert_eq!(percent_decode("/plain").as_deref(), Some("/plain"));
         assert_eq!(percent_decode("/bad%zz"), None);
         assert_eq!(percent_decode("/short%4"), None);
+    }
+}
+
+#[cfg(test)]
+mod panic_tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt as _;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_with_an_error_body() {
+        #[allow(clippy::panic, reason = "the panic is what is tested")]
+        async fn boom() -> &'static str {
+            panic!("planted")
+        }
+        let app = axum::Router::new()
+            .route("/boom", axum::routing::get(boom))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(super::panicked));
+        let response = app.oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("UNKNOWN"));
     }
 }
