@@ -794,6 +794,15 @@ fn every_documented_route_is_served() {
             assert!(r.status < 500, "{method} {path}: {} {text}", r.status);
         }
     }
+    for bad in ["/api/v1/artifacts?limit=abc", "/api/v1/artifacts?type=module-rust", "/api/v1/artifacts?after=..%2Fx"] {
+        let r = http::request(&addr, "GET", bad, &[], &[]).unwrap();
+        assert_eq!(
+            (r.status, r.header("content-type")),
+            (400, Some("application/problem+json")),
+            "{bad}: {}",
+            r.text()
+        );
+    }
     let schema = http::request(&addr, "GET", "/api/v1/schemas/template", &[], &[]).unwrap();
     assert_eq!(schema.header("content-type"), Some("application/schema+json"));
     assert!(schema.json()["properties"]["variables"].is_object());

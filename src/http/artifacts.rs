@@ -11,7 +11,7 @@
 use std::net::IpAddr;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gati_core::artifact::{ArtifactKind, ArtifactVersion, DistTag, config};
@@ -111,9 +111,10 @@ fn split_artifact(path: &str) -> Result<(RepoName, Vec<&str>), Problem> {
 pub(super) async fn artifact_routes(
     State(state): State<HttpState>,
     Path(path): Path<String>,
-    Query(query): Query<std::collections::HashMap<String, String>>,
+    RawQuery(raw_query): RawQuery,
     request: Request,
 ) -> ApiResult {
+    let query = query_map(raw_query.as_deref())?;
     let client = super::auth::client_ip(request.extensions());
     let method = request.method().clone();
     let (repo, rest) = split_artifact(&path)?;
@@ -304,6 +305,12 @@ pub(super) async fn artifact_routes(
     }
 }
 
+/// The query string as a map; a malformed one is a problem document like every other error.
+fn query_map(raw: Option<&str>) -> Result<std::collections::HashMap<String, String>, Problem> {
+    serde_urlencoded::from_str(raw.unwrap_or_default())
+        .map_err(|e| Problem::bad_request(format!("malformed query string: {e}")))
+}
+
 async fn read_small(body: Body) -> Result<Bytes, Problem> {
     axum::body::to_bytes(body, 64 * 1024)
         .await
@@ -313,9 +320,10 @@ async fn read_small(body: Body) -> Result<Bytes, Problem> {
 /// `GET /api/v1/artifacts`: simple filtering (`q`, `type`, `namespace`), paged by `after`.
 pub(super) async fn search(
     State(state): State<HttpState>,
-    Query(query): Query<std::collections::HashMap<String, String>>,
+    RawQuery(raw_query): RawQuery,
     request: Request,
 ) -> ApiResult {
+    let query = query_map(raw_query.as_deref())?;
     let client = super::auth::client_ip(request.extensions());
     let principal = reader(&state, request.headers()).await?;
     let kind = query
