@@ -371,3 +371,82 @@ fn private_artifacts_are_invisible_without_a_role() {
     let r = post(&addr, &[("Authorization", "Bearer not-a-token")], br#"{"query": "{ __typename }"}"#);
     assert_eq!(r.status, 401, "{}", r.text());
 }
+
+#[test]
+fn searches_over_many_artifacts_page_by_budget_without_revealing_private_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = start_with_auth(dir.path());
+    let addr = reg.addr();
+    let alice = sign_up(&addr, "alice");
+    let bob = sign_up(&addr, "bob");
+    // More artifacts in one namespace (so one shard) than a search examines per shard.
+    for i in 0..300 {
+        publish(&addr, Some(&alice), &format!("users/alice/lib-{i:03}"), "1.0.0", "a library", &[]);
+    }
+    for i in 0..3 {
+        publish(&addr, Some(&bob), &format!("users/bob/zeta-{i}"), "1.0.0", "zeta tools", &[]);
+    }
+    let private = json!({ "visibility": "private" }).to_string();
+    let headers = [("Content-Type", "application/json"), ("Authorization", alice.as_str())];
+    let r = http::must(&addr, "PUT", "/api/v1/namespaces/users/alice/policy", &headers, private.as_bytes());
+    assert_eq!(r.status, 204, "{}", r.text());
+    let search = |auth: &str, query: &str| {
+        let r = http::must(&addr, "GET", &format!("/api/v1/artifacts?{query}"), &[("Authorization", auth)], b"");
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()
+    };
+
+    // Bob's searches skip alice's private artifacts without spending budget on them, so no
+    // cursor ever names one.
+    let found = search(&bob, "q=zeta");
+    assert_eq!(found["results"].as_array().unwrap().len(), 3, "{found}");
+    assert_eq!(found["next"], Value::Null);
+    assert_eq!(search(&bob, "q=nothing-matches")["next"], Value::Null);
+
+    // Alice sees her 300: a search matching none of them stops at the budget with a cursor
+    // (one of hers), and the next page finishes the list.
+    let first = search(&alice, "q=nothing-matches");
+    assert!(first["results"].as_array().unwrap().is_empty());
+    let next = first["next"].as_str().expect("a cursor after the budget").to_owned();
+    assert!(next.starts_with("users/alice/lib-"), "{next}");
+    let second = search(&alice, &format!("q=nothing-matches&after={next}"));
+    assert_eq!(second["next"], Value::Null, "{second}");
+    // GraphQL goes on through such pages itself, charging them to the request's budget.
+    let page = graphql_as(
+        &addr,
+        Some(&alice),
+        r#"{ artifacts(query: "nothing-matches") { nodes { name } pageInfo { hasNextPage } } }"#,
+        json!({}),
+    );
+    assert_eq!(page["data"]["artifacts"], json!({ "nodes": [], "pageInfo": { "hasNextPage": false } }), "{page}");
+    let page = graphql_as(
+        &addr,
+        None,
+        r#"{ artifacts(query: "zeta", first: 2) { nodes { name } pageInfo { hasNextPage endCursor } } }"#,
+        json!({}),
+    );
+    assert_eq!(page["data"]["artifacts"]["pageInfo"]["hasNextPage"], true);
+    let cursor = page["data"]["artifacts"]["pageInfo"]["endCursor"].as_str().unwrap().to_owned();
+    let rest = graphql_as(
+        &addr,
+        None,
+        &format!(r#"{{ artifacts(query: "zeta", first: 2, after: "{cursor}") {{ nodes {{ name }} }} }}"#),
+        json!({}),
+    );
+    assert_eq!(rest["data"]["artifacts"]["nodes"], json!([{ "name": "users/bob/zeta-2" }]));
+
+    // The same dependents list asked for 1,200 times is read once.
+    let aliases: String = (0..1200).map(|i| format!("d{i}: dependents(first: 0) {{ totalCount }} ")).collect();
+    let many =
+        graphql_as(&addr, None, &format!(r#"{{ artifact(name: "users/bob/zeta-0") {{ {aliases} }} }}"#), json!({}));
+    assert!(many.get("errors").is_none(), "{}", &many.to_string()[..300.min(many.to_string().len())]);
+    assert_eq!(many["data"]["artifact"]["d1199"]["totalCount"], 0);
+    // A version's dependencies are paged like every list.
+    let refused = graphql_as(
+        &addr,
+        None,
+        r#"{ artifact(name: "users/bob/zeta-0") { latest { dependencies(first: 101) { name } } } }"#,
+        json!({}),
+    );
+    assert!(refused["errors"][0]["message"].as_str().unwrap().contains("first"), "{refused}");
+}

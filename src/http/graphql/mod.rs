@@ -87,7 +87,10 @@ impl ResponseMedia {
         let listed = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|accept| {
             accept.split(',').any(|item| {
                 let mut params = item.split(';').map(str::trim);
-                let refused = params.clone().skip(1).any(|p| p.replace(' ', "") == "q=0");
+                // `q=0`, `q=0.0`, `q=0.000`: the client refuses the type.
+                let refused = params.clone().skip(1).any(|p| {
+                    p.replace(' ', "").strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()).is_some_and(|q| q <= 0.0)
+                });
                 params.next().is_some_and(|m| m.eq_ignore_ascii_case(GRAPHQL_RESPONSE_JSON)) && !refused
             })
         });

@@ -19,21 +19,11 @@ pub(super) const MAX_PAGE: i32 = 100;
 /// What a field that reads another artifact from the store costs, on top of its children.
 pub(super) const READ_COST: usize = 5;
 
-/// How many dependencies a version is assumed to have when costing a query: the list is not
-/// paged, so its real length is unknown before execution (the reader's read budget catches
-/// versions with many more).
-pub(super) const ASSUMED_DEPENDENCIES: usize = 10;
-
 /// The cost of a page of `first` items: each item costs what the query asks of it.
 pub(super) fn page_cost(first: i32, child_complexity: usize) -> usize {
     // `first` is validated when the field runs; costing happens before, so clamp here.
     let items = usize::try_from(first.clamp(1, MAX_PAGE)).unwrap_or(1);
     items.saturating_mul(child_complexity).saturating_add(1)
-}
-
-/// The cost of a version's dependency list.
-pub(super) fn dependencies_cost(child_complexity: usize) -> usize {
-    ASSUMED_DEPENDENCIES.saturating_mul(child_complexity).saturating_add(1)
 }
 
 /// The cost of a field that reads another artifact.

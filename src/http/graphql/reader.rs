@@ -24,9 +24,6 @@ use crate::registry::{Registry, RegistryError};
 /// The most store reads (artifacts, dependents lists, accounts) one request may make.
 pub(super) const MAX_STORE_READS: usize = 1_000;
 
-/// Registry searches one `artifacts` page may take to fill itself.
-const SEARCH_ROUNDS: usize = 8;
-
 /// Who is asking, and what they have read so far.
 pub(super) struct Reader {
     registry: Registry,
@@ -35,7 +32,16 @@ pub(super) struct Reader {
     client: Option<IpAddr>,
     /// Artifacts read, `None` for names that turned out unknown.
     artifacts: Mutex<HashMap<RepoName, Option<Arc<ArtifactInfo>>>>,
+    /// Dependents read, per artifact.
+    dependents: Mutex<HashMap<RepoName, Arc<Vec<Dependent>>>>,
+    /// Accounts read, per name (`None`: no such account).
+    accounts: Mutex<HashMap<String, Option<UserView>>>,
     reads: AtomicUsize,
+}
+
+/// Locks a per-request cache; a cache of immutable snapshots cannot be left torn by a panic.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Reader {
@@ -46,6 +52,8 @@ impl Reader {
             principal,
             client,
             artifacts: Mutex::new(HashMap::new()),
+            dependents: Mutex::new(HashMap::new()),
+            accounts: Mutex::new(HashMap::new()),
             reads: AtomicUsize::new(0),
         }
     }
@@ -59,13 +67,15 @@ impl Reader {
 
     /// The artifact, or `None` when it does not exist or the caller may not see it.
     pub(super) async fn artifact(&self, repo: &RepoName) -> async_graphql::Result<Option<Arc<ArtifactInfo>>> {
-        if !self.can_read(repo) {
-            return Ok(None);
-        }
         if let Some(known) = self.memo().get(repo) {
             return Ok(known.clone());
         }
+        // Charged before the visibility check, so that what a query may read never tells an
+        // invisible artifact from an unknown one.
         self.spend_read()?;
+        if !self.can_read(repo) {
+            return Ok(self.memo().entry(repo.clone()).or_insert(None).clone());
+        }
         let read = match self.registry.artifact_info(repo).await {
             Ok(info) => Some(Arc::new(info)),
             Err(RegistryError::ArtifactUnknown) => None,
@@ -82,10 +92,18 @@ impl Reader {
     }
 
     /// The visible versions depending on `repo`, ordered by artifact and version.
-    pub(super) async fn dependents(&self, repo: &RepoName) -> async_graphql::Result<Vec<Dependent>> {
+    ///
+    /// Read once per artifact and query, and charged by its length: the list comes from a scan
+    /// of every shard's reverse index.
+    pub(super) async fn dependents(&self, repo: &RepoName) -> async_graphql::Result<Arc<Vec<Dependent>>> {
+        if let Some(known) = lock(&self.dependents).get(repo) {
+            return Ok(known.clone());
+        }
         self.spend_read()?;
         let all = self.registry.artifact_dependents(repo).await.map_err(registry_error)?;
-        Ok(all.into_iter().filter(|d| self.can_read(&d.repo)).collect())
+        self.spend(all.len() / 64)?;
+        let visible: Vec<Dependent> = all.into_iter().filter(|d| self.can_read(&d.repo)).collect();
+        Ok(lock(&self.dependents).entry(repo.clone()).or_insert_with(|| Arc::new(visible)).clone())
     }
 
     /// Artifacts matching `query` that the caller may see, and whether more follow.
@@ -97,9 +115,13 @@ impl Reader {
         let visible = |repo: &RepoName| self.can_read(repo);
         let mut query = query.clone();
         let mut items = Vec::new();
-        for _ in 0..SEARCH_ROUNDS {
+        // Rounds go on until the page is full or the list ends, each charged by how many
+        // artifacts it went through; a query matching almost nothing in a large registry runs
+        // out of budget with an error rather than scanning without end.
+        loop {
             self.spend_read()?;
             let page = self.registry.search_artifacts(&query, &visible).await.map_err(registry_error)?;
+            self.spend(page.examined / 256)?;
             query.limit -= page.items.len().min(query.limit);
             items.extend(page.items);
             match page.next {
@@ -108,19 +130,23 @@ impl Reader {
                 None => return Ok((items, false)),
             }
         }
-        Ok((items, true))
     }
 
     /// The public profile of the account `name`, if there is one.
+    /// Read once per name and query.
     pub(super) fn account(&self, name: &str) -> async_graphql::Result<Option<UserView>> {
-        self.spend_read()?;
-        match self.identity.user(&self.principal, name) {
-            Ok(user) => Ok(Some(user)),
-            Err(IdentityError::NotFound(_)) => Ok(None),
-            Err(e @ IdentityError::Unavailable(_)) => Err(coded(e.to_string(), "UNAVAILABLE")),
-            // Identity logs its internal errors where they arise.
-            Err(e) => Err(coded(e.to_string(), "INTERNAL")),
+        if let Some(known) = lock(&self.accounts).get(name) {
+            return Ok(known.clone());
         }
+        self.spend_read()?;
+        let account = match self.identity.user(&self.principal, name) {
+            Ok(user) => Some(user),
+            Err(IdentityError::NotFound(_)) => None,
+            Err(e @ IdentityError::Unavailable(_)) => return Err(coded(e.to_string(), "UNAVAILABLE")),
+            // Identity logs its internal errors where they arise.
+            Err(e) => return Err(coded(e.to_string(), "INTERNAL")),
+        };
+        Ok(lock(&self.accounts).entry(name.to_owned()).or_insert(account).clone())
     }
 
     fn memo(&self) -> std::sync::MutexGuard<'_, HashMap<RepoName, Option<Arc<ArtifactInfo>>>> {
@@ -129,7 +155,15 @@ impl Reader {
     }
 
     fn spend_read(&self) -> async_graphql::Result<()> {
-        if self.reads.fetch_add(1, Ordering::Relaxed) >= MAX_STORE_READS {
+        self.spend(1)
+    }
+
+    /// Charges `units` of reading against the request's budget.
+    fn spend(&self, units: usize) -> async_graphql::Result<()> {
+        if units == 0 {
+            return Ok(());
+        }
+        if self.reads.fetch_add(units, Ordering::Relaxed).saturating_add(units) > MAX_STORE_READS {
             return Err(coded(
                 format!("the query reads more than {MAX_STORE_READS} records; ask for less, or page through it"),
                 "QUERY_TOO_EXPENSIVE",

@@ -6,8 +6,8 @@
 //!   just enough for the introspection query GraphQL tools send (its type references nest about
 //!   13 deep), since introspection stays on;
 //! * complexity, at most [`MAX_COMPLEXITY`]: every field costs 1 plus its children; a paged list
-//!   costs `first` (default 20, at most 100) times its children, plus 1; a version's unpaged
-//!   `dependencies` is costed as `paging::ASSUMED_DEPENDENCIES` items; a field that reaches
+//!   costs `first` (default 20, at most 100) times its children, plus 1 (a version's
+//!   `dependencies` too); a field that reaches
 //!   another artifact (`artifact`, `Dependency.artifact`/`resolved`, `Dependent.artifact`/
 //!   `version`) costs `paging::READ_COST` more. `first` given as a variable is costed with
 //!   the variable's value.
@@ -15,8 +15,9 @@
 //! Each response reports what its query cost in `extensions.analyzer` (`complexity`, `depth`),
 //! so clients can see how close they are to the limits.
 //!
-//! Estimates can be wrong when lists are longer than assumed, so the request's reader also
-//! caps the store reads one query makes at run time (`reader::MAX_STORE_READS`).
+//! Static costs cannot see how long a scan will be (dependents, search), so the request's reader
+//! also charges what it actually reads against a budget (`reader::MAX_STORE_READS`): one unit
+//! per record, and one per 64 dependents or 256 artifacts a scan goes through.
 
 use std::sync::LazyLock;
 

@@ -10,10 +10,8 @@ use async_graphql::{Context, Object, Result, SimpleObject};
 use gati_core::artifact::{ArtifactVersion, DistTag, VersionRecord};
 use gati_core::{RepoName, VersionRange};
 
-use super::paging::{
-    CursorList, DEFAULT_PAGE, decode_cursor, dependencies_cost, encode_cursor, page, page_cost, page_size, read_cost,
-};
-use super::reader::{Reader, bad_input, not_found};
+use super::paging::{CursorList, DEFAULT_PAGE, decode_cursor, encode_cursor, page, page_cost, page_size, read_cost};
+use super::reader::{Reader, bad_input};
 use crate::identity::UserView;
 use crate::registry::artifacts::{ArtifactInfo, VersionSelector, rfc3339};
 
@@ -146,8 +144,9 @@ impl Artifact {
         let after = after.map(|cursor| dependent_key(&cursor)).transpose()?;
         let all = reader(ctx)?.dependents(&self.repo).await?;
         let total_count = all.len();
-        let (items, more) =
-            page(all, size, |d| after.as_ref().is_none_or(|(repo, v)| (&d.repo, &d.version) > (repo, v)));
+        let (items, more) = page(all.iter().cloned(), size, |d| {
+            after.as_ref().is_none_or(|(repo, v)| (&d.repo, &d.version) > (repo, v))
+        });
         let mut connection = Connection::with_additional_fields(after.is_some(), more, Counted { total_count });
         connection.edges.extend(items.into_iter().map(|d| {
             let cursor = encode_cursor(CursorList::Dependents, &format!("{}@{}", d.repo, d.version));
@@ -252,14 +251,17 @@ impl Version {
         Artifact::new(self.repo.clone())
     }
 
-    /// What it depends on, as its document lists them.
-    #[graphql(complexity = "dependencies_cost(child_complexity)")]
-    async fn dependencies(&self) -> Vec<Dependency> {
-        self.record
+    /// What it depends on, as its document lists them: the first `first` (0 to 100).
+    #[graphql(complexity = "page_cost(first, child_complexity)")]
+    async fn dependencies(&self, #[graphql(default = 20)] first: i32) -> Result<Vec<Dependency>> {
+        let size = page_size(first)?;
+        Ok(self
+            .record
             .dependencies
             .iter()
+            .take(size)
             .map(|(repo, range)| Dependency { repo: repo.clone(), range: range.clone() })
-            .collect()
+            .collect())
     }
 }
 
@@ -346,14 +348,12 @@ impl Dependent {
         Artifact::new(self.repo.clone())
     }
 
-    /// The depending version.
+    /// The depending version; null when it was unpublished between the reads of this query
+    /// (the list of dependents and the artifact are read at different moments).
     #[graphql(complexity = "read_cost(child_complexity)")]
-    async fn version(&self, ctx: &Context<'_>) -> Result<Version> {
-        let info = reader(ctx)?.known_artifact(&self.repo).await?;
-        published(&info, &self.version).ok_or_else(|| {
-            // Dependents are read before the artifact; an unpublish in between lands here.
-            not_found(format!("{}@{} is no longer published", self.repo, self.version))
-        })
+    async fn version(&self, ctx: &Context<'_>) -> Result<Option<Version>> {
+        let Some(info) = reader(ctx)?.artifact(&self.repo).await? else { return Ok(None) };
+        Ok(published(&info, &self.version))
     }
 
     /// The versions of this artifact it accepts, as written.

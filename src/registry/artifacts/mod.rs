@@ -27,6 +27,18 @@ pub(crate) fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// Runs a synchronous scan of the local replicas (search, dependents) without stalling the
+/// runtime's other tasks: on the multi-threaded runtime the worker hands its queue to others
+/// for the duration.
+pub(crate) fn scan<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// Days since the Unix epoch (UTC), the unit of download statistics.
 pub fn day_of(secs: u64) -> u32 {
     u32::try_from(secs / 86_400).unwrap_or(u32::MAX)

@@ -188,12 +188,14 @@ impl Registry {
 
     /// The live versions, in every shard this node holds, that depend on `repo`.
     pub async fn artifact_dependents(&self, repo: &RepoName) -> Result<Vec<Dependent>> {
-        let mut out = Vec::new();
-        for state in self.inner.cluster.states() {
-            out.extend(state.dependents(repo)?);
-        }
-        out.sort_by(|a, b| (&a.repo, &a.version).cmp(&(&b.repo, &b.version)));
-        Ok(out)
+        super::scan(|| {
+            let mut out = Vec::new();
+            for state in self.inner.cluster.states() {
+                out.extend(state.dependents(repo)?);
+            }
+            out.sort_by(|a, b| (&a.repo, &a.version).cmp(&(&b.repo, &b.version)));
+            Ok(out)
+        })
     }
 
     /// Downloads per version and day for days `from..=to`.
@@ -215,12 +217,19 @@ impl Registry {
         query: &SearchQuery,
         visible: &(dyn Fn(&RepoName) -> bool + Sync),
     ) -> Result<SearchPage> {
+        super::scan(|| self.search_now(query, visible))
+    }
+
+    fn search_now(&self, query: &SearchQuery, visible: &(dyn Fn(&RepoName) -> bool + Sync)) -> Result<SearchPage> {
         let words: Vec<String> =
             query.text.as_deref().unwrap_or_default().split_whitespace().map(str::to_lowercase).collect();
         let states: Vec<&StateMachine> = self.inner.cluster.states().collect();
-        // A request examines a bounded number of artifacts, shared among the shards, however
-        // few match: a query matching nothing ends with a cursor instead of a full scan.
+        // A request examines a bounded number of artifacts the caller may see, shared among
+        // the shards, however few match: a query matching nothing ends with a cursor instead
+        // of a full scan. Only visible artifacts count, so that where a page stops, and so its
+        // cursor, is always a name the caller may see.
         let per_shard = (SEARCH_EXAMINED / states.len().max(1)).max(query.limit + 1);
+        let mut examined_total = 0usize;
         let mut found = Vec::new();
         // The smallest name at which a shard stopped for lack of budget: everything up to it
         // has been examined in every shard, nothing after it in that one.
@@ -228,12 +237,21 @@ impl Registry {
         for state in states {
             let mut after = query.after.clone();
             let (before, mut examined) = (found.len(), 0usize);
-            loop {
+            'shard: loop {
                 let (page, more) = state.artifacts(after.as_ref(), 256)?;
                 for (repo, record) in &page {
+                    if !visible(repo) {
+                        continue;
+                    }
                     examined += 1;
-                    if let Some(summary) = self.matching(state, repo, record, query, &words, visible)? {
+                    if let Some(summary) = self.matching(state, repo, record, query, &words)? {
                         found.push(summary);
+                    }
+                    if examined >= per_shard && found.len() - before <= query.limit {
+                        // Out of budget: this shard has been examined up to here and no
+                        // further. More rows of this page may follow; they are not looked at.
+                        cut = Some(cut.map_or(repo.clone(), |c| c.min(repo.clone())));
+                        break 'shard;
                     }
                 }
                 after = page.last().map(|(r, _)| r.clone());
@@ -242,13 +260,8 @@ impl Registry {
                 if !more || found.len() - before > query.limit {
                     break;
                 }
-                if examined >= per_shard {
-                    if let Some(stop) = after.take() {
-                        cut = Some(cut.map_or(stop.clone(), |c| c.min(stop)));
-                    }
-                    break;
-                }
             }
+            examined_total += examined;
         }
         found.sort_by(|a, b| a.repo.cmp(&b.repo));
         if let Some(cut) = &cut {
@@ -257,7 +270,7 @@ impl Registry {
         let truncated = found.len() > query.limit;
         found.truncate(query.limit);
         let next = if truncated { found.last().map(|a| a.repo.clone()) } else { cut };
-        Ok(SearchPage { items: found, next })
+        Ok(SearchPage { items: found, next, examined: examined_total })
     }
 
     /// The summary of `repo` if it passes every filter of `query`.
@@ -268,11 +281,9 @@ impl Registry {
         record: &gati_meta::artifact::ArtifactRecord,
         query: &SearchQuery,
         words: &[String],
-        visible: &(dyn Fn(&RepoName) -> bool + Sync),
     ) -> Result<Option<ArtifactSummary>> {
         if query.kind.is_some_and(|k| k != record.kind)
             || query.namespace.as_deref().is_some_and(|ns| repo.namespace().as_str() != ns)
-            || !visible(repo)
         {
             return Ok(None);
         }
@@ -304,8 +315,11 @@ const SEARCH_EXAMINED: usize = 4096;
 pub struct SearchPage {
     /// The matches, in name order.
     pub items: Vec<ArtifactSummary>,
-    /// Where the next page starts (`after`), when there may be more.
+    /// Where the next page starts (`after`), when there may be more: always an artifact the
+    /// caller may see.
     pub next: Option<RepoName>,
+    /// How many visible artifacts the search went through, a measure of its cost.
+    pub examined: usize,
 }
 
 /// The `contents` of a stored document (already validated when it was published).
