@@ -144,7 +144,7 @@ mod tests {
     async fn ordinary_queries_are_within_the_limits() {
         let query = "{ artifact(name: \"users/a/x\") { name type latest { version } \
             versions(first: 10) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { version \
-              publisher { name verified } dependencies { name range resolved { version } artifact { name } } } } } \
+              publisher { name verified } dependencies(first: 10) { name range resolved { version } artifact { name } } } } } \
             dependents(first: 20) { totalCount nodes { range artifact { name } version { version } } } } }";
         let response = schema().execute(query).await;
         let errors: Vec<&str> = response.errors.iter().map(|e| e.message.as_str()).collect();
