@@ -95,7 +95,8 @@ impl Registry {
         Ok(ManifestContent { digest: record.digest, media_type: record.media_type.to_string(), bytes })
     }
 
-    async fn read_small_blob(&self, digest: &Digest, size: u64) -> Result<Bytes> {
+    /// Reads a small blob (a manifest or an artifact document) whole; `size` sizes the buffer.
+    pub(super) async fn read_small_blob(&self, digest: &Digest, size: u64) -> Result<Bytes> {
         let mut read = self.inner.blobs.read(digest, None).await?;
         let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(MAX_MANIFEST_BYTES));
         while let Some(chunk) = read.stream.next().await {

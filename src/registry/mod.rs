@@ -114,13 +114,6 @@ impl Registry {
         }
     }
 
-    /// Writes the download counts held in memory now, instead of at the next tick.
-    pub fn flush_download_counts(&self) {
-        if let Some(counter) = self.inner.downloads.get() {
-            counter.flush();
-        }
-    }
-
     /// Lists a repository's tags in lexical order, after `last`, at most `limit`.
     pub async fn list_tags(
         &self,

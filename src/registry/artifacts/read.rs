@@ -148,25 +148,10 @@ impl Registry {
         if let Some(bytes) = self.inner.manifest_cache.get(&record.document) {
             return Ok(bytes);
         }
-        let bytes = self.read_document_uncached(record).await?;
+        // The size is only a capacity hint: documents are at most 1 MiB.
+        let bytes = self.read_small_blob(&record.document, 0).await?;
         self.inner.manifest_cache.insert(record.document.clone(), bytes.clone());
         Ok(bytes)
-    }
-
-    async fn read_document_uncached(&self, record: &VersionRecord) -> Result<Bytes> {
-        let content = self.get_blob_unchecked(&record.document).await?;
-        let mut stream = content.stream;
-        let mut out = Vec::with_capacity(usize::try_from(content.size).unwrap_or(0));
-        use futures_util::StreamExt as _;
-        while let Some(chunk) = stream.next().await {
-            out.extend_from_slice(&chunk.map_err(|e| RegistryError::internal(&e, "reading a document"))?);
-        }
-        Ok(Bytes::from(out))
-    }
-
-    async fn get_blob_unchecked(&self, digest: &gati_core::Digest) -> Result<BlobContent> {
-        let read = self.inner.blobs.read(digest, None).await?;
-        Ok(BlobContent { size: read.size_total, range: read.range, stream: read.stream })
     }
 
     /// Streams one file of a version, or a byte range of it.
