@@ -15,6 +15,7 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gati_core::artifact::{ArtifactKind, ArtifactVersion, DistTag, config};
+use gati_core::time::{day_text, parse_day, rfc3339};
 use gati_core::{ByteRange, RepoName, VersionRange};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -360,7 +361,7 @@ pub(super) async fn search(
                 "type": a.kind,
                 "latest": a.latest.as_ref().map(ToString::to_string),
                 "description": a.description,
-                "updatedAt": crate::registry::artifacts::rfc3339(a.updated_at),
+                "updatedAt": rfc3339(a.updated_at),
             })
         })
         .collect();
@@ -447,7 +448,7 @@ fn version_json(r: &gati_core::artifact::VersionRecord) -> Value {
     json!({
         "version": r.version.to_string(),
         "description": r.description,
-        "publishedAt": crate::registry::artifacts::rfc3339(r.published_at),
+        "publishedAt": rfc3339(r.published_at),
         "publisher": r.publisher,
         "size": r.size,
         "deprecated": r.deprecated,
@@ -462,7 +463,7 @@ fn info_json(info: &ArtifactInfo) -> Value {
     json!({
         "name": info.repo.as_str(),
         "type": info.kind,
-        "createdAt": crate::registry::artifacts::rfc3339(info.created_at),
+        "createdAt": rfc3339(info.created_at),
         "distTags": dist_tags_json(info),
         "versions": versions,
     })
@@ -479,45 +480,9 @@ fn view_json(view: &VersionView) -> Result<Value, Problem> {
     Ok(out)
 }
 
-/// `YYYY-MM-DD` to days since the epoch.
-fn parse_day(text: &str) -> Option<u32> {
-    let b = text.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let y: i64 = text[0..4].parse().ok()?;
-    let m: i64 = text[5..7].parse().ok()?;
-    let d: i64 = text[8..10].parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || y < 1970 {
-        return None;
-    }
-    // days-from-civil (proleptic Gregorian).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u32::try_from(days).ok().filter(|n| day_text(*n) == text)
-}
-
-fn day_text(day: u32) -> String {
-    crate::registry::artifacts::rfc3339(u64::from(day) * 86_400)[..10].to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn days_round_trip() {
-        assert_eq!(parse_day("1970-01-01"), Some(0));
-        assert_eq!(parse_day("2026-11-25"), Some(20_782));
-        assert_eq!(day_text(20_782), "2026-11-25");
-        assert_eq!(parse_day("2026-02-30"), None);
-        assert_eq!(parse_day("26-11-25"), None);
-    }
 
     #[test]
     fn artifact_paths_split_at_the_namespace() {

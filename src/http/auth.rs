@@ -290,7 +290,7 @@ async fn issue(
                 "access_token": token,
                 "token_type": "Bearer",
                 "expires_in": identity.access_token_secs(),
-                "issued_at": rfc3339(issued_at),
+                "issued_at": gati_core::time::rfc3339(issued_at),
             });
             if let Some(refresh) = refresh_token {
                 body["refresh_token"] = json!(refresh);
@@ -299,23 +299,6 @@ async fn issue(
         }
         Err(e) => token_failure(e),
     }
-}
-
-/// Formats unix seconds as an RFC 3339 UTC time.
-fn rfc3339(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm), valid for every date after 1970.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 fn wrong_service(state: &HttpState, service: Option<&String>) -> Option<Response> {
@@ -458,12 +441,5 @@ mod tests {
         assert_eq!(base64_decode("").unwrap(), b"");
         assert!(base64_decode("a").is_none());
         assert!(base64_decode("aGVsbG8===").is_none());
-    }
-
-    #[test]
-    fn times_format_as_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 }

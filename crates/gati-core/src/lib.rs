@@ -19,6 +19,7 @@ mod newtype;
 pub mod range;
 pub mod reference;
 pub mod resolve;
+pub mod time;
 pub mod upload;
 pub mod version_range;
 

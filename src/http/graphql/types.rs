@@ -13,7 +13,8 @@ use gati_core::{RepoName, VersionRange};
 use super::paging::{CursorList, DEFAULT_PAGE, decode_cursor, encode_cursor, page, page_cost, page_size, read_cost};
 use super::reader::{Reader, bad_input};
 use crate::identity::UserView;
-use crate::registry::artifacts::{ArtifactInfo, VersionSelector, rfc3339};
+use crate::registry::artifacts::{ArtifactInfo, VersionSelector};
+use gati_core::time::rfc3339;
 
 /// A page of versions, with the length of the whole list.
 pub(super) type VersionConnection = Connection<String, Version, Counted>;

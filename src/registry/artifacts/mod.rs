@@ -14,7 +14,7 @@ mod write;
 use gati_core::RepoName;
 use gati_core::artifact::{ArtifactKind, ArtifactVersion, DistTag, VersionRecord};
 
-pub use publish::{PublishRequest, Published, rfc3339};
+pub use publish::{PublishRequest, Published};
 pub use read::{ArtifactInfo, ArtifactSummary, DownloadDay, SearchPage, SearchQuery, VersionView};
 pub use resolve::{ResolvedGraph, ResolvedPackage};
 

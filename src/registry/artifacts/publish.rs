@@ -289,7 +289,7 @@ fn oci_manifest(view: &ValidatedDocument, document: &Digest, document_size: u64,
         .collect();
     let mut annotations = BTreeMap::new();
     annotations.insert("org.opencontainers.image.version", view.version.to_string());
-    annotations.insert("org.opencontainers.image.created", rfc3339(at));
+    annotations.insert("org.opencontainers.image.created", gati_core::time::rfc3339(at));
     annotations.insert("dev.gati.artifact.type", view.kind.to_string());
     if !view.description.is_empty() {
         annotations.insert("org.opencontainers.image.description", view.description.chars().take(512).collect());
@@ -306,30 +306,4 @@ fn oci_manifest(view: &ValidatedDocument, document: &Digest, document_size: u64,
         "annotations": annotations,
     });
     serde_json::to_vec(&manifest).expect("a JSON value always serialises")
-}
-
-/// Seconds since the epoch as an RFC 3339 UTC timestamp (civil-from-days, proleptic Gregorian).
-pub fn rfc3339(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn timestamps_are_utc_rfc3339() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_764_064_800), "2025-11-25T10:00:00Z");
-        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-    }
 }

@@ -12,13 +12,12 @@ pub mod document;
 mod kind;
 mod names;
 mod rules;
-mod timestamp;
 
+pub use crate::time::is_rfc3339;
 pub use command::{ArtifactCommand, ArtifactRejection, DownloadCount, PublishVersion, VersionRecord};
 pub use document::{ArtifactDocument, FieldError, FileEntry, ValidatedDocument};
 pub use kind::ArtifactKind;
 pub use names::{ArtifactRef, ArtifactVersion, DistTag, RefTarget, oci_tag_of};
-pub use timestamp::is_rfc3339;
 
 /// The media type of an artifact's config blob: the published document.
 pub const DOCUMENT_MEDIA_TYPE: &str = "application/vnd.gati.manifest.v1+json";

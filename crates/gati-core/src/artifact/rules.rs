@@ -11,7 +11,7 @@ use super::document::{
 };
 use super::kind::ArtifactKind;
 use super::names::{ArtifactRef, ArtifactVersion, RefTarget};
-use super::timestamp::{is_date, is_rfc3339};
+use crate::time::{is_date, is_rfc3339};
 use crate::version_range::VersionRange;
 
 const MAX_DESCRIPTION: usize = 4096;
