@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
 use gati_client::{FileDigests, digest_file};
+use gati_core::artifact::FileEntry;
+use gati_core::artifact::document::sums_listing;
 use serde_json::{Value, json};
 
 use crate::exit::{Failure, io};
@@ -84,21 +86,21 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(),
 /// and the builder recorded in `provenance`.
 pub fn build_document(manifest: &Value, files: &[ProjectFile]) -> Vec<u8> {
     let mut doc = manifest.clone();
-    let mut sorted: Vec<&ProjectFile> = files.iter().collect();
-    sorted.sort_by(|a, b| a.path.cmp(&b.path));
-    let contents: Vec<Value> = sorted
+    let mut contents: Vec<FileEntry> = files
         .iter()
-        .map(|f| json!({ "path": f.path, "size": f.digests.size, "sha256": f.digests.sha256, "sha512": f.digests.sha512 }))
+        .map(|f| FileEntry {
+            path: f.path.clone(),
+            size: f.digests.size,
+            sha256: f.digests.sha256.clone(),
+            sha512: f.digests.sha512.clone(),
+        })
         .collect();
-    let mut listing256 = String::new();
-    let mut listing512 = String::new();
-    for f in &sorted {
-        listing256.push_str(&format!("{}  {}\n", f.digests.sha256, f.path));
-        listing512.push_str(&format!("{}  {}\n", f.digests.sha512, f.path));
-    }
-    let (sha256, _) = gati_client::digests_of(listing256.as_bytes());
-    let (_, sha512) = gati_client::digests_of(listing512.as_bytes());
-    doc["contents"] = Value::Array(contents);
+    contents.sort_by(|a, b| a.path.cmp(&b.path));
+    // The same listings the registry checks the checksums against.
+    let (sha256, _) = gati_client::digests_of(sums_listing(&contents, "sha256").as_bytes());
+    let (_, sha512) = gati_client::digests_of(sums_listing(&contents, "sha512").as_bytes());
+    let contents = serde_json::to_value(&contents).unwrap_or_default();
+    doc["contents"] = contents;
     doc["checksums"] = json!({ "sha256": sha256, "sha512": sha512 });
     if !doc["provenance"].is_object() {
         doc["provenance"] = json!({});
