@@ -10,7 +10,11 @@
 #      concurrency 1, 16 and 64, sent to the shard's leader and to a follower (which forwards);
 #      throughput and p50/p99 commit latency as the client sees it;
 #   2. manifest GET by tag at concurrency 64: one node alone, then the 3-node cluster with the load
-#      split over its nodes (linearizable reads, then stale reads).
+#      split over its nodes (linearizable reads, then stale reads);
+#   3. the same reads with every node held to the same CPU budget (CAP_CPUS, default 0.4 of a CPU,
+#      through a cgroup CPU quota), which stands in for one machine per node: on one shared machine
+#      the three nodes otherwise compete for the same cores, and adding nodes cannot add capacity.
+#      Skipped, and said so, where the cgroup CPU controller cannot be written (needs root).
 # Writes the figures between the cluster markers of bench/RESULTS.md (the rest of the file is
 # left alone). Loopback only; every run is bounded by wrk's duration.
 set -euo pipefail
@@ -20,16 +24,59 @@ SECS=10
 [ "${1:-}" = "--quick" ] && SECS=2
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gati-registry/target}"
 RESULTS_MD="${RESULTS_MD:-$ROOT/bench/RESULTS.md}"
+CAP_CPUS="${CAP_CPUS:-0.4}"
+# scripts/cluster's nodes run with this secret, and `cluster status` must present it.
+export GATI_CLUSTER_SECRET="${GATI_CLUSTER_SECRET:-local-cluster-secret-change-me}"
 WORK="$(mktemp -d /tmp/gati-cluster-bench.XXXXXX)"
 export GATI_CLUSTER_DIR="$WORK/cluster"
 SOLO_PID=""
 cleanup() {
+    uncap_all
     bash scripts/cluster stop >/dev/null 2>&1 || true
     [ -n "$SOLO_PID" ] && kill -9 "$SOLO_PID" 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 say() { printf '\n==> %s\n' "$*" >&2; }
+
+# ---- per-node CPU budgets ---------------------------------------------------------------------
+# One cgroup per capped process, under the cgroup v2 hierarchy or the v1 `cpu` controller. Only the
+# node processes are ever moved into one, never this shell (whose children would inherit it).
+CGROUP_BASE=""
+CAPPED=()
+if [ -w /sys/fs/cgroup/cgroup.subtree_control ] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+    CGROUP_BASE=/sys/fs/cgroup
+    CGROUP_V=2
+elif [ -w /sys/fs/cgroup/cpu/cgroup.procs ]; then
+    CGROUP_BASE=/sys/fs/cgroup/cpu
+    CGROUP_V=1
+fi
+
+# cap PID: holds process PID (all its threads) to $CAP_CPUS CPUs.
+cap() {
+    local pid="$1" dir="$CGROUP_BASE/gati-bench-$1" quota
+    quota="$(python3 -c "print(int(float('$CAP_CPUS') * 100000))")"
+    mkdir -p "$dir"
+    if [ "$CGROUP_V" = 2 ]; then
+        echo "+cpu" >"$CGROUP_BASE/cgroup.subtree_control" 2>/dev/null || true
+        echo "$quota 100000" >"$dir/cpu.max"
+    else
+        echo 100000 >"$dir/cpu.cfs_period_us"
+        echo "$quota" >"$dir/cpu.cfs_quota_us"
+    fi
+    echo "$pid" >"$dir/cgroup.procs"
+    CAPPED+=("$pid")
+}
+
+# Moves every capped process back to the root group and removes the groups.
+uncap_all() {
+    local pid
+    for pid in "${CAPPED[@]}"; do
+        echo "$pid" >"$CGROUP_BASE/cgroup.procs" 2>/dev/null || true
+        rmdir "$CGROUP_BASE/gati-bench-$pid" 2>/dev/null || true
+    done
+    CAPPED=()
+}
 
 for tool in wrk python3 curl; do
     command -v "$tool" >/dev/null || { echo "bench: $tool is missing (run scripts/install-test-deps.sh)" >&2; exit 1; }
@@ -83,6 +130,12 @@ for c in 1 16 64; do
 done
 get_load 127.0.0.1:5190 /v2/bench/manifest/manifests/latest 64 2 >/dev/null # warm-up
 R[solo_get]="$(get_load 127.0.0.1:5190 /v2/bench/manifest/manifests/latest 64 "$SECS")"
+if [ -n "$CGROUP_BASE" ]; then
+    cap "$SOLO_PID"
+    get_load 127.0.0.1:5190 /v2/bench/manifest/manifests/latest 64 2 >/dev/null # warm-up
+    R[solo_get_capped]="$(get_load 127.0.0.1:5190 /v2/bench/manifest/manifests/latest 64 "$SECS")"
+    uncap_all
+fi
 kill "$SOLO_PID"; wait "$SOLO_PID" 2>/dev/null || true; SOLO_PID=""
 
 # ---- 3-node cluster ---------------------------------------------------------------------------
@@ -100,27 +153,41 @@ for c in 1 16 64; do
     R[leader_put_$c]="$(put_load "127.0.0.1:510$LEADER" library/bench "$c")"
     R[follower_put_$c]="$(put_load "127.0.0.1:510$FOLLOWER" library/bench "$c")"
 done
-for mode in linearizable stale; do
+# cluster_get MODE -> one WRKJSON for 64 connections split over the three nodes (21 each)
+cluster_get() {
+    local mode="$1" n
     get_load 127.0.0.1:5101 /v2/bench/manifest/manifests/latest 21 2 "$mode" >/dev/null # warm-up
     for n in 1 2 3; do
         get_load "127.0.0.1:510$n" /v2/bench/manifest/manifests/latest 21 "$SECS" "$mode" >"$WORK/get_${mode}_${n}.json" &
     done
     wait
-    R[cluster_get_$mode]="$(python3 -c '
+    python3 -c '
 import json, sys
 runs = [json.load(open(p)) for p in sys.argv[1:]]
 print(json.dumps({"req_per_s": sum(r["req_per_s"] for r in runs), "p50_ms": max(r["p50_ms"] for r in runs),
                   "p99_ms": max(r["p99_ms"] for r in runs), "non2xx": sum(r["non2xx"] for r in runs)}))' \
-        "$WORK/get_${mode}_1.json" "$WORK/get_${mode}_2.json" "$WORK/get_${mode}_3.json")"
+        "$WORK/get_${mode}_1.json" "$WORK/get_${mode}_2.json" "$WORK/get_${mode}_3.json"
+}
+for mode in linearizable stale; do
+    R[cluster_get_$mode]="$(cluster_get "$mode")"
 done
+if [ -n "$CGROUP_BASE" ]; then
+    for n in 1 2 3; do cap "$(cat "$GATI_CLUSTER_DIR/node$n.pid")"; done
+    for mode in linearizable stale; do
+        R[cluster_get_${mode}_capped]="$(cluster_get "$mode")"
+    done
+    uncap_all
+else
+    say "no writable cgroup CPU controller: the per-node CPU budget reads are skipped"
+fi
 
 # ---- report -----------------------------------------------------------------------------------
 args=()
 for k in "${!R[@]}"; do args+=("$k=${R[$k]}"); done
-python3 - "$RESULTS_MD" "$SECS" "$(nproc)" "$LEADER" "${args[@]}" <<'PY'
+python3 - "$RESULTS_MD" "$SECS" "$(nproc)" "$LEADER" "$CAP_CPUS" "${args[@]}" <<'PY'
 import json, sys
-path, secs, cpus, leader = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-r = {k: json.loads(v) for k, v in (a.split("=", 1) for a in sys.argv[5:])}
+path, secs, cpus, leader, cap = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+r = {k: json.loads(v) for k, v in (a.split("=", 1) for a in sys.argv[6:])}
 def row(name, x):
     return f"| {name} | {x['req_per_s']:.0f} | {x['p50_ms']:.2f} | {x['p99_ms']:.2f} | {x.get('non2xx', 0)} |"
 lines = ["<!-- cluster:begin -->", "## Cluster (bench/cluster.sh)", "",
@@ -144,7 +211,24 @@ lines += ["", f"Target p99 < 10 ms at concurrency 16 (via leader): {p99_16:.2f} 
           f"Read scaling 3 nodes / 1 node: linearizable {r['cluster_get_linearizable']['req_per_s'] / r['solo_get']['req_per_s']:.2f}x, "
           f"stale {r['cluster_get_stale']['req_per_s'] / r['solo_get']['req_per_s']:.2f}x "
           f"(all three nodes share the same {cpus} CPUs here, so this shows the cost of replication, not the "
-          f"capacity of three machines).", "<!-- cluster:end -->"]
+          f"capacity of three machines)."]
+if "solo_get_capped" in r:
+    solo = r["solo_get_capped"]["req_per_s"]
+    lin = r["cluster_get_linearizable_capped"]["req_per_s"]
+    stale = r["cluster_get_stale_capped"]["req_per_s"]
+    lines += ["", f"### Manifest GET by tag, 64 connections, every node held to {cap} CPU", "",
+              f"Each node process runs in a cgroup with a CPU quota of {cap} CPU, the single node as well as "
+              "each of the three, so every node has the capacity of one small machine of its own; wrk runs "
+              "outside the quotas.", "",
+              "| setup | req/s | p50 ms | p99 ms | non-2xx |", "|---|---|---|---|---|",
+              row(f"1 node, {cap} CPU", r["solo_get_capped"]),
+              row(f"3 nodes, {cap} CPU each, linearizable (read index)", r["cluster_get_linearizable_capped"]),
+              row(f"3 nodes, {cap} CPU each, stale reads", r["cluster_get_stale_capped"]), "",
+              f"Read scaling 3 nodes / 1 node at equal capacity per node: linearizable {lin / solo:.2f}x, "
+              f"stale {stale / solo:.2f}x (target: reads scale with nodes)."]
+else:
+    lines += ["", "(The per-node CPU budget measurement was skipped: no writable cgroup CPU controller.)"]
+lines.append("<!-- cluster:end -->")
 section = "\n".join(lines) + "\n"
 try:
     text = open(path).read()

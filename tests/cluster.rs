@@ -4,7 +4,8 @@
 //! What they show: any node serves any request (writes are forwarded to the shard leader, reads
 //! come from the local replica after a read-index round); a conditional tag update raced from two
 //! nodes has exactly one winner; killing a shard leader with SIGKILL loses no acknowledged push and
-//! writes resume on their own; a restarted node catches up; an upload hops between nodes.
+//! writes resume on their own; a restarted node catches up and gets its shards' leadership back;
+//! an upload hops between nodes.
 
 mod common;
 
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 use common::cluster::{CLUSTER_SECRET, TestCluster};
 use common::oci::{self, MT_MANIFEST};
 use common::{Rng, digest_of, http, pause};
+use gati_core::{NodeId, ShardId, place_shard};
 
 const SHARDS: u16 = 4;
 const MT_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -138,6 +140,7 @@ fn killing_a_shard_leader_loses_no_acknowledged_push_and_the_node_catches_up() {
     let mut cluster = TestCluster::start(3, SHARDS);
     let repo = "library/failover";
     let group = group_of("library");
+    await_preferred_leaders(&cluster, &[0, 1, 2], "the cluster starts");
     let leader = cluster.leader_of(0, &group).expect("the shard has a leader") as usize - 1;
     let writer_node = (leader + 1) % 3;
     let survivor = (leader + 2) % 3;
@@ -205,6 +208,32 @@ fn killing_a_shard_leader_loses_no_acknowledged_push_and_the_node_catches_up() {
     for tag in tags["tags"].as_array().expect("tags") {
         let tag = tag.as_str().expect("tag");
         assert!(acked.iter().any(|(t, _, _)| t == tag) || failed.iter().any(|t| t == tag), "unexpected tag {tag}");
+    }
+    // Leadership moved off the killed node; once it is back, its shards are handed back to it, so
+    // leaders are spread as placed again, and writes keep working through the handover.
+    let handed_back = Instant::now();
+    await_preferred_leaders(&cluster, &[0, 1, 2], "the restarted node gets its shards back");
+    eprintln!("leaders as placed again {:?} after the restarted node was ready", handed_back.elapsed());
+    let mut rng = Rng::new();
+    let manifest = try_push_image(&cluster.addr(writer_node), repo, "after-handover", &rng.bytes(100), &mut rng)
+        .expect("a push after the handover");
+    for node in 0..3 {
+        assert_serves(&cluster.addr(node), repo, "after-handover", &manifest);
+    }
+}
+
+/// Waits (bounded) until each of `nodes` sees every shard led by the first node of its placement
+/// (`place_shard` over the founding members 1..=3), which spreads leaders over the nodes.
+fn await_preferred_leaders(cluster: &TestCluster, nodes: &[usize], what: &str) {
+    let members = [NodeId(1), NodeId(2), NodeId(3)];
+    for &i in nodes {
+        await_status(cluster, i, what, |status| {
+            (0..SHARDS).all(|shard| {
+                let preferred = place_shard(ShardId(shard), &members, 3)[0].0;
+                let name = format!("shard-{shard:04}");
+                groups(status).iter().any(|g| g["group"] == name.as_str() && g["leader"].as_u64() == Some(preferred))
+            })
+        });
     }
 }
 

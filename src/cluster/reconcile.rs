@@ -8,9 +8,14 @@
 //! first, swap voters only once every incoming voter has caught up (a removed voter stays on as a
 //! learner), and only then drop members that left. Each change is a Raft joint-consensus change,
 //! so the shard serves reads and writes throughout (no downtime while a node joins or leaves).
+//!
+//! Leadership is placed too: the first node of a shard's placement is its preferred leader, which
+//! spreads leaders evenly over the nodes. After a failover the new leader, once its placement is
+//! in order and it has led for [`SETTLED`], hands the shard back to the preferred leader
+//! (`RaftNode::hand_over`), so a node that restarts gets its share of the write load back.
 
-use std::collections::BTreeSet;
-use std::time::Duration;
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
 
 use gati_core::{NodeId, ShardId, place_shard};
 
@@ -23,56 +28,87 @@ const ROUND: Duration = Duration::from_millis(500);
 /// A learner within this many entries of the leader counts as caught up and may become a voter.
 const CATCH_UP_SLACK: u64 = 100;
 
+/// How long a node leads a shard before handing it to the preferred leader. Longer than openraft's
+/// `leader_lease` (1 s), which a transfer needs (see `RaftNode::hand_over`), and long enough that
+/// a preferred node that just restarted has caught up and is not handed a shard mid-recovery.
+const SETTLED: Duration = Duration::from_secs(5);
+
 /// Runs until the node stops, reconciling every shard this node leads each round.
 pub async fn run(cluster: Cluster, replicas: usize) {
     let mut every = tokio::time::interval(ROUND);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When this node was first seen leading each shard it leads.
+    let mut leading_since: HashMap<ShardId, Instant> = HashMap::new();
     loop {
         every.tick().await;
         for shard in cluster.shard_count().shards() {
             if !cluster.raft(shard).is_leader() {
+                leading_since.remove(&shard);
                 continue;
             }
-            if let Err(error) = reconcile(&cluster, shard, replicas).await {
+            let since = *leading_since.entry(shard).or_insert_with(Instant::now);
+            match reconcile(&cluster, shard, replicas).await {
+                Ok(Placement::Settled { preferred }) if since.elapsed() >= SETTLED => {
+                    if let Err(error) = cluster.raft(shard).hand_over(preferred).await {
+                        tracing::debug!(%shard, %error, "leadership transfer failed");
+                    }
+                }
+                Ok(_) => {}
                 // Typically a change still in progress or a lost leadership; next round retries.
-                tracing::debug!(%shard, %error, "shard membership change deferred");
+                Err(error) => tracing::debug!(%shard, %error, "shard membership change deferred"),
             }
         }
     }
 }
 
+/// Where a shard's placement stands after a reconcile step.
+enum Placement {
+    /// A change was made or is waiting for a replica to catch up.
+    Moving,
+    /// Membership is as placed; `preferred`, a caught-up voter other than this node, should lead.
+    Settled { preferred: NodeId },
+    /// Membership is as placed and this node is the preferred leader (or none is caught up).
+    Done,
+}
+
 /// Makes at most one membership change towards the desired placement of `shard`.
-async fn reconcile(cluster: &Cluster, shard: ShardId, replicas: usize) -> Result<(), RaftError> {
+async fn reconcile(cluster: &Cluster, shard: ShardId, replicas: usize) -> Result<Placement, RaftError> {
     let raft = cluster.raft(shard);
     let cluster_members = cluster.members();
     let mut everyone = cluster_members.voters;
     everyone.extend(cluster_members.learners);
     if everyone.is_empty() {
         // The meta replica has not applied the cluster's membership yet.
-        return Ok(());
+        return Ok(Placement::Moving);
     }
     let ids: Vec<NodeId> = everyone.keys().copied().collect();
-    let desired: BTreeSet<NodeId> = place_shard(shard, &ids, replicas).into_iter().collect();
+    let placed = place_shard(shard, &ids, replicas);
+    let desired: BTreeSet<NodeId> = placed.iter().copied().collect();
     let current = raft.members();
 
     if let Some((node, addr)) =
         everyone.iter().find(|(id, _)| !current.voters.contains_key(id) && !current.learners.contains_key(id))
     {
         tracing::info!(%shard, node = node.0, "adding shard replica");
-        return raft.add_learner(*node, addr, false).await;
+        return raft.add_learner(*node, addr, false).await.map(|()| Placement::Moving);
     }
     let voters: BTreeSet<NodeId> = current.voters.keys().copied().collect();
     if voters != desired {
         if desired.iter().all(|node| raft.caught_up(*node, CATCH_UP_SLACK)) {
             tracing::info!(%shard, ?voters, ?desired, "moving shard voters");
-            return raft.set_voters(desired, true).await;
+            return raft.set_voters(desired, true).await.map(|()| Placement::Moving);
         }
-        return Ok(());
+        return Ok(Placement::Moving);
     }
     let gone: BTreeSet<NodeId> = current.learners.keys().filter(|id| !everyone.contains_key(id)).copied().collect();
     if !gone.is_empty() {
         tracing::info!(%shard, ?gone, "removing replicas of nodes that left");
-        return raft.remove_learners(gone).await;
+        return raft.remove_learners(gone).await.map(|()| Placement::Moving);
     }
-    Ok(())
+    match placed.first() {
+        Some(&preferred) if preferred != raft.node_id() && raft.caught_up(preferred, 0) => {
+            Ok(Placement::Settled { preferred })
+        }
+        _ => Ok(Placement::Done),
+    }
 }

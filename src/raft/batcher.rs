@@ -14,7 +14,9 @@
 use gati_core::{Applied, Command, GroupId, Proposal};
 use openraft::BasicNode;
 use openraft::error::{ClientWriteError, Fatal, RaftError as OpenRaftError};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::error::{RaftError, Result};
 use super::types::Raft;
@@ -35,14 +37,31 @@ struct Waiting {
 #[derive(Clone)]
 pub(super) struct Batcher {
     queue: mpsc::Sender<Waiting>,
+    /// One permit per entry in flight; holding them all holds new entries back.
+    slots: Arc<Semaphore>,
+    pipeline: u32,
+}
+
+/// While held, the batcher submits no new log entry; proposals queue up and go when it drops.
+pub(super) struct Paused {
+    _slots: OwnedSemaphorePermit,
 }
 
 impl Batcher {
     /// Starts the batching task; it ends when every handle is dropped.
     pub(super) fn start(raft: Raft, group: GroupId, pipeline: usize) -> Self {
+        let pipeline = u32::try_from(pipeline.max(1)).unwrap_or(u32::MAX);
         let (queue, waiting) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(raft, group, pipeline.max(1), waiting));
-        Batcher { queue }
+        let slots = Arc::new(Semaphore::new(pipeline as usize));
+        tokio::spawn(run(raft, group, slots.clone(), waiting));
+        Batcher { queue, slots, pipeline }
+    }
+
+    /// Waits until every entry in flight has its outcome, then holds new entries back until the
+    /// returned guard drops (a leadership transfer needs the log to stand still).
+    pub(super) async fn pause(&self) -> Option<Paused> {
+        let slots = self.slots.clone().acquire_many_owned(self.pipeline).await.ok()?;
+        Some(Paused { _slots: slots })
     }
 
     /// Proposes one command and waits for its outcome.
@@ -57,17 +76,23 @@ impl Batcher {
     }
 }
 
-async fn run(raft: Raft, group: GroupId, pipeline: usize, mut waiting: mpsc::Receiver<Waiting>) {
+async fn run(raft: Raft, group: GroupId, slots: Arc<Semaphore>, mut waiting: mpsc::Receiver<Waiting>) {
     let mut batch = Vec::with_capacity(MAX_COMMANDS_PER_ENTRY);
     let entry_commands = metrics::histogram!("gati_raft_commands_per_entry", "group" => group.name());
     let commit_seconds = metrics::histogram!("gati_raft_proposal_seconds", "group" => group.name());
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(pipeline));
     loop {
-        // A free slot first, then whatever has queued by then: while every slot is busy, commands
-        // gather into the next entry.
-        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        // A command first, then a free slot, then whatever has queued by then: while every slot
+        // is busy, commands gather into the next entry. An idle batcher holds no slot, so
+        // `pause` never waits for traffic.
         if waiting.recv_many(&mut batch, MAX_COMMANDS_PER_ENTRY).await == 0 {
             return;
+        }
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        while batch.len() < MAX_COMMANDS_PER_ENTRY {
+            match waiting.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
         }
         let (commands, replies): (Vec<Command>, Vec<_>) = batch.drain(..).map(|w| (w.command, w.reply)).unzip();
         let count = commands.len();

@@ -52,6 +52,9 @@ use types::Raft;
 /// between an election and its vote being stored, needs one election timeout.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 
+/// How long a leadership transfer waits for its target to catch up, and then for the election.
+const HANDOVER_WAIT: Duration = Duration::from_secs(2);
+
 /// How long a leader's linearizable read waits for its own state machine to apply the read
 /// index: the entries are committed, so this is only an apply backlog.
 const READ_APPLY_WAIT: Duration = Duration::from_secs(10);
@@ -147,6 +150,7 @@ pub struct RaftNode {
     node_id: u64,
     log: LogStore,
     table: GroupTable,
+    peers: Peers,
     adapters_gone: Arc<tokio::sync::Mutex<AdaptersGone>>,
 }
 
@@ -192,7 +196,8 @@ impl RaftNode {
         let batcher = Batcher::start(raft.clone(), group, transport.tuning.proposal_pipeline);
         let reads = ReadIndexer::start(raft.clone(), node_id.0);
         let table = transport.table.clone();
-        let node = RaftNode { raft, batcher, reads, group, node_id: node_id.0, log, table, adapters_gone };
+        let peers = transport.peers.clone();
+        let node = RaftNode { raft, batcher, reads, group, node_id: node_id.0, log, table, peers, adapters_gone };
         if let Err(error) = node.bootstrap(bootstrap).await {
             node.shutdown().await;
             return Err(error);
@@ -358,11 +363,46 @@ impl RaftNode {
         Ok(())
     }
 
-    /// Asks this node to campaign for leadership now (used to hand a group to its preferred
-    /// leader). Harmless if it cannot win.
-    pub async fn campaign(&self) -> Result<()> {
-        self.raft.trigger().elect().await?;
-        Ok(())
+    /// On the leader: hands leadership of the group to voter `to` (Raft's leadership transfer,
+    /// §3.10) and returns whether `to` leads afterwards.
+    ///
+    /// New entries are held back (proposals wait, then go to whoever leads), reads stop relying
+    /// on the lease, and once `to` holds every entry it is asked to campaign at once. It wins with
+    /// this node's vote, which openraft grants once this node's own vote is older than
+    /// `leader_lease`: call it only on a leader of at least that long, or `to`'s campaign fails
+    /// and costs the group an election. Gives up, changing nothing, if `to` does not catch up
+    /// within [`HANDOVER_WAIT`].
+    pub async fn hand_over(&self, to: NodeId) -> Result<bool> {
+        let (group, me) = (self.group, self.node_id);
+        let Some(addr) = self.members().voters.get(&to).cloned() else { return Ok(false) };
+        if to.0 == me || !self.is_leader() {
+            return Ok(false);
+        }
+        let Some(_paused) = self.batcher.pause().await else { return Err(Fatal::<u64>::Stopped.into()) };
+        let _no_lease = self.reads.suspend_lease();
+        let deadline = tokio::time::Instant::now() + HANDOVER_WAIT;
+        while !self.caught_up(to, 0) {
+            if tokio::time::Instant::now() >= deadline || !self.is_leader() {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let term = self.raft.metrics().borrow().current_term;
+        match network::timeout_now(&self.peers, group, to.0, &addr, network::TimeoutNow { term, leader: me }).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(why) => {
+                tracing::debug!(%group, to = to.0, why, "leadership transfer not delivered");
+                return Ok(false);
+            }
+        }
+        // The campaign takes a vote round; the guards hold until it is decided either way.
+        let wait = self.raft.wait(Some(HANDOVER_WAIT));
+        let decided =
+            wait.metrics(|m| m.current_term > term && m.current_leader.is_some(), "leadership transfer").await;
+        let moved = decided.is_ok_and(|m| m.current_leader == Some(to.0));
+        tracing::info!(%group, from = me, to = to.0, moved, "leadership transfer");
+        Ok(moved)
     }
 
     /// Stops the Raft node, waits until openraft has released the database, and flushes it.

@@ -22,8 +22,8 @@ use openraft::raft::{
     VoteResponse,
 };
 use openraft::{BasicNode, RaftNetwork, RaftNetworkFactory};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::peers::{PeerChannel, Peers};
 use super::types::GatiRaft;
@@ -195,4 +195,33 @@ impl RaftNetwork<GatiRaft> for PeerConnection {
         let reply = reply.map_err(|status| self.rpc_error(RPCTypes::Vote, status, &option))?;
         self.decode_reply(WHAT, &reply.into_inner().payload)
     }
+}
+
+/// The body of a `TimeoutNow` request: the term and the leader the sender leads as. The receiver
+/// campaigns only while it still follows that leader in that term, so a late or repeated request
+/// never starts an election against a newer leader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct TimeoutNow {
+    pub(super) term: u64,
+    pub(super) leader: u64,
+}
+
+/// How long a `TimeoutNow` call may take: the receiver only starts a campaign before answering.
+const TIMEOUT_NOW_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Asks node `target` at `addr` to campaign for `group` now (Raft's leadership transfer); returns
+/// whether it started a campaign. Errors describe a transport failure, for the logs.
+pub(super) async fn timeout_now(
+    peers: &Peers,
+    group: GroupId,
+    target: u64,
+    addr: &str,
+    body: TimeoutNow,
+) -> Result<bool, String> {
+    let channel = peers.channel(addr).ok_or_else(|| format!("{addr} is not a valid endpoint"))?;
+    let payload = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+    let mut request = tonic::Request::new(RaftMessage { group: group.name(), payload, target });
+    request.set_timeout(TIMEOUT_NOW_DEADLINE);
+    let reply = RaftTransportClient::new(channel).timeout_now(request).await.map_err(|status| status.to_string())?;
+    serde_json::from_slice(&reply.into_inner().payload).map_err(|e| format!("undecodable reply: {e}"))
 }

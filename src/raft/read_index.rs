@@ -19,7 +19,14 @@
 //! (leader completeness) and every write acknowledged so far, since a write is acknowledged only
 //! once applied on the leader. The lease is tied to the term and the membership it was confirmed
 //! in: a new term or a membership change needs a fresh round.
+//!
+//! **Handing leadership over.** The lease argument counts on the voters that acknowledged a round;
+//! the leader itself grants a vote once its own vote is older than `leader_lease`, and a
+//! leadership transfer relies on exactly that. So while a transfer is under way the lease is
+//! suspended ([`ReadIndexer::suspend_lease`]) and every read takes a quorum round, which fails once
+//! this node has voted for its successor.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -59,24 +66,38 @@ pub(super) struct ReadIndexer {
     raft: Raft,
     node_id: u64,
     lease: Arc<Mutex<Option<Lease>>>,
+    /// Set while leadership is being handed over: no read relies on the lease.
+    suspended: Arc<AtomicBool>,
     rounds: Rounds<std::result::Result<u64, CheckError>>,
+}
+
+/// While held, reads on this node take quorum rounds instead of the lease.
+pub(super) struct LeaseSuspended {
+    suspended: Arc<AtomicBool>,
+}
+
+impl Drop for LeaseSuspended {
+    fn drop(&mut self) {
+        self.suspended.store(false, Ordering::SeqCst);
+    }
 }
 
 impl ReadIndexer {
     /// Starts the round task; it ends when every handle is dropped.
     pub(super) fn start(raft: Raft, node_id: u64) -> Self {
         let lease = Arc::new(Mutex::new(None::<Lease>));
+        let suspended = Arc::new(AtomicBool::new(false));
         let rounds = Rounds::start({
-            let (raft, lease) = (raft.clone(), lease.clone());
+            let (raft, lease, suspended) = (raft.clone(), lease.clone(), suspended.clone());
             move |readers| {
-                let (raft, lease) = (raft.clone(), lease.clone());
+                let (raft, lease, suspended) = (raft.clone(), lease.clone(), suspended.clone());
                 async move {
                     metrics::histogram!("gati_raft_reads_per_round").record(readers as f64);
                     let started = Instant::now();
                     let scope = scope_of(&raft);
                     let outcome = raft.get_read_log_id().await.map(|(read, _applied)| read.map_or(0, |id| id.index));
                     // Only a round that stayed in one term and membership proves the lease.
-                    if outcome.is_ok() && scope_of(&raft) == scope {
+                    if outcome.is_ok() && scope_of(&raft) == scope && !suspended.load(Ordering::SeqCst) {
                         *lease.lock().unwrap_or_else(PoisonError::into_inner) =
                             Some(Lease { until: started + LEASE, scope });
                     }
@@ -84,7 +105,14 @@ impl ReadIndexer {
                 }
             }
         });
-        ReadIndexer { raft, node_id, lease, rounds }
+        ReadIndexer { raft, node_id, lease, suspended, rounds }
+    }
+
+    /// Stops reads from relying on the lease until the guard drops (see the module docs).
+    pub(super) fn suspend_lease(&self) -> LeaseSuspended {
+        self.suspended.store(true, Ordering::SeqCst);
+        *self.lease.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        LeaseSuspended { suspended: self.suspended.clone() }
     }
 
     /// Returns an index such that a replica that has applied it serves linearizable reads: from
@@ -101,6 +129,9 @@ impl ReadIndexer {
 
     /// The read index under a valid lease, if this node holds one.
     fn leased_index(&self) -> Option<u64> {
+        if self.suspended.load(Ordering::SeqCst) {
+            return None;
+        }
         let lease = (*self.lease.lock().unwrap_or_else(PoisonError::into_inner))?;
         let metrics = self.raft.metrics();
         let metrics = metrics.borrow();

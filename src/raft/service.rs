@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::{Request, Response, Status};
 
-use super::network::MAX_MESSAGE_BYTES;
+use super::network::{MAX_MESSAGE_BYTES, TimeoutNow};
 use super::read_index::VOTE_QUIET;
 use super::types::{GatiRaft, Raft};
 
@@ -123,5 +123,25 @@ impl RaftTransport for RaftTransportService {
         let mut rpc: InstallSnapshotRequest<GatiRaft> = decode(&request)?;
         rpc.data = data;
         reply(group, &raft.install_snapshot(rpc).await)
+    }
+
+    async fn timeout_now(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let RaftMessage { group, payload, target } = request.into_inner();
+        let raft = self.table.get(&group, target)?;
+        let TimeoutNow { term, leader } = decode(&payload)?;
+        let following = {
+            let metrics = raft.metrics();
+            let metrics = metrics.borrow();
+            metrics.state == openraft::ServerState::Follower
+                && metrics.current_term == term
+                && metrics.current_leader == Some(leader)
+                && metrics.membership_config.membership().voter_ids().any(|id| id == target)
+        };
+        // Anything else is stale: a newer term, another leader, or this node no longer votes.
+        let started = following && raft.trigger().elect().await.is_ok();
+        if started {
+            tracing::info!(%group, from = leader, term, "campaigning: the leader hands the group over");
+        }
+        reply(group, &started)
     }
 }
