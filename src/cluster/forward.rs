@@ -14,8 +14,8 @@ use gati_core::{Applied, Command, GroupId};
 use gati_proto::cluster::forwarding_client::ForwardingClient;
 use gati_proto::cluster::forwarding_server::{Forwarding, ForwardingServer};
 use gati_proto::cluster::{
-    NotLeader, ProposeReply, ProposeRequest, ReadIndexReply, ReadIndexRequest, WaitAppliedReply, WaitAppliedRequest,
-    propose_reply, read_index_reply,
+    GroupReadIndex, NotLeader, ProposeReply, ProposeRequest, ReadIndexReply, ReadIndexRequest, WaitAppliedReply,
+    WaitAppliedRequest, group_read_index, propose_reply,
 };
 use tonic::{Request, Response, Status};
 
@@ -49,13 +49,15 @@ pub enum ForwardError {
     Failed(#[from] ClusterError),
 }
 
-/// What the leader said to a read-index request.
-#[derive(Debug)]
+/// What the leader said about one group of a read-index request.
+#[derive(Clone, Debug)]
 pub enum ReadIndex {
     /// Reads are linearizable once the local replica has applied this index.
     Index(u64),
     /// The node is not the leader (any more).
     NotLeader,
+    /// The leader could not confirm its leadership, and why.
+    Failed(String),
 }
 
 fn client(peers: &Peers, addr: &str) -> std::result::Result<ForwardingClient<crate::raft::PeerChannel>, ForwardError> {
@@ -98,20 +100,38 @@ pub async fn propose(
     }
 }
 
-/// Asks the node at `addr` (believed to lead `group`) for the group's read index. Reads change
-/// nothing, so every failure is safe to retry.
-pub async fn read_index(peers: &Peers, addr: &str, group: GroupId) -> std::result::Result<ReadIndex, ForwardError> {
+/// Asks the node at `addr` (believed to lead `groups`) for each group's read index, in one call.
+/// Reads change nothing, so every failure is safe to retry.
+pub async fn read_index(
+    peers: &Peers,
+    addr: &str,
+    groups: &[GroupId],
+) -> std::result::Result<Vec<ReadIndex>, ForwardError> {
     let mut client = client(peers, addr)?;
-    let mut request = Request::new(ReadIndexRequest { group: group.name() });
+    let mut request = Request::new(ReadIndexRequest { groups: groups.iter().map(|g| g.name()).collect() });
     request.set_timeout(LEADER_DEADLINE);
-    match client.read_index(request).await {
-        Ok(reply) => match reply.into_inner().outcome {
-            Some(read_index_reply::Outcome::Index(index)) => Ok(ReadIndex::Index(index)),
-            Some(read_index_reply::Outcome::NotLeader(_)) => Ok(ReadIndex::NotLeader),
-            None => Err(ClusterError::Protocol("empty read-index reply".into()).into()),
-        },
-        Err(status) => Err(ForwardError::NotSent { addr: addr.to_owned(), why: status.to_string() }),
+    let reply = match client.read_index(request).await {
+        Ok(reply) => reply.into_inner(),
+        Err(status) => return Err(ForwardError::NotSent { addr: addr.to_owned(), why: status.to_string() }),
+    };
+    if reply.outcomes.len() != groups.len() {
+        return Err(ClusterError::Protocol(format!(
+            "{} read indexes for {} groups",
+            reply.outcomes.len(),
+            groups.len()
+        ))
+        .into());
     }
+    reply
+        .outcomes
+        .into_iter()
+        .map(|answer| match answer.outcome {
+            Some(group_read_index::Outcome::Index(index)) => Ok(ReadIndex::Index(index)),
+            Some(group_read_index::Outcome::NotLeader(_)) => Ok(ReadIndex::NotLeader),
+            Some(group_read_index::Outcome::Failed(why)) => Ok(ReadIndex::Failed(why)),
+            None => Err(ClusterError::Protocol("empty read-index outcome".into()).into()),
+        })
+        .collect()
 }
 
 /// Asks the node at `addr` to apply `group`'s log up to `index` within `timeout`; returns
@@ -225,15 +245,26 @@ impl Forwarding for ForwardingService {
         request: Request<ReadIndexRequest>,
     ) -> std::result::Result<Response<ReadIndexReply>, Status> {
         let target = self.target()?;
-        let group = group_of(&request.into_inner().group, &target.cluster)?;
-        let raft = target.cluster.group(group);
-        let outcome = match raft.read_index().await {
-            Ok(index) => read_index_reply::Outcome::Index(index),
-            Err(e) if e.forward_to().is_some() => {
-                read_index_reply::Outcome::NotLeader(not_leader(raft.leader().map(|l| l.0)))
-            }
-            Err(e) => return Err(Status::unknown(e.to_string())),
-        };
-        Ok(Response::new(ReadIndexReply { outcome: Some(outcome) }))
+        let names = request.into_inner().groups;
+        // At most every group of the cluster, each once: a request cannot make this node run
+        // more confirmations than it has groups.
+        if names.len() > usize::from(target.cluster.shard_count().get()) + 1 {
+            return Err(Status::invalid_argument("more groups than the cluster has"));
+        }
+        let groups = names.iter().map(|name| group_of(name, &target.cluster)).collect::<Result<Vec<_>, _>>()?;
+        // Each group's confirmation is shared with the reads waiting on this node (see `read_index`).
+        let confirmations = groups.iter().map(|&group| async move {
+            let raft = target.cluster.group(group);
+            let outcome = match raft.read_index().await {
+                Ok(index) => group_read_index::Outcome::Index(index),
+                Err(e) if e.forward_to().is_some() => {
+                    group_read_index::Outcome::NotLeader(not_leader(raft.leader().map(|l| l.0)))
+                }
+                Err(e) => group_read_index::Outcome::Failed(e.to_string()),
+            };
+            GroupReadIndex { outcome: Some(outcome) }
+        });
+        let outcomes = futures_util::future::join_all(confirmations).await;
+        Ok(Response::new(ReadIndexReply { outcomes }))
     }
 }

@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod error;
 pub mod forward;
+mod leader_reads;
 pub mod reconcile;
 pub mod status;
 
@@ -27,8 +28,8 @@ use gati_meta::{MetaStore, StateMachine};
 
 pub use error::{ClusterError, Result};
 
-use crate::coalesce::Rounds;
 use crate::raft::{Bootstrap, Members, RaftError, RaftNode, RaftShared};
+use leader_reads::LeaderReads;
 
 /// How long a read or write waits for a shard to have a reachable leader before it fails as
 /// unavailable: a few election timeouts, so a failover is ridden out but a lost quorum is not
@@ -56,39 +57,6 @@ pub enum Membership {
 struct Group {
     raft: RaftNode,
     state: StateMachine,
-    /// This node's requests for the leader's read index, shared by concurrent follower reads.
-    leader_reads: Rounds<LeaderRead>,
-}
-
-/// The outcome of one follower round of asking the shard's leader for its read index.
-#[derive(Clone, Debug)]
-enum LeaderRead {
-    /// Reads of the local replica are linearizable once it has applied this index.
-    Index(u64),
-    /// No index this round, and why; the read retries.
-    Retry(String),
-}
-
-/// Starts the task through which follower reads of `raft`'s group ask its leader for a read
-/// index: reads that arrive while a request is in flight share the next one, so a follower sends
-/// one request per round trip, not one per read.
-fn leader_reads(raft: &RaftNode, peers: &crate::raft::Peers) -> Rounds<LeaderRead> {
-    let group = raft.group();
-    let (raft, peers) = (raft.clone(), peers.clone());
-    Rounds::start(move |_readers| {
-        let (raft, peers) = (raft.clone(), peers.clone());
-        async move {
-            match raft.leader() {
-                None => LeaderRead::Retry("no leader elected".to_owned()),
-                Some((leader, _)) if leader == raft.node_id() => LeaderRead::Retry("leadership moved here".to_owned()),
-                Some((leader, addr)) => match forward::read_index(&peers, &addr, group).await {
-                    Ok(forward::ReadIndex::Index(index)) => LeaderRead::Index(index),
-                    Ok(forward::ReadIndex::NotLeader) => LeaderRead::Retry(format!("node {leader} no longer leads")),
-                    Err(e) => LeaderRead::Retry(e.to_string()),
-                },
-            }
-        }
-    })
 }
 
 /// Handle to this node's groups; cheap to clone.
@@ -103,6 +71,8 @@ struct Inner {
     meta: Group,
     shards: Vec<Group>,
     transport: RaftShared,
+    /// Follower reads' requests for leaders' read indexes, batched per leader node.
+    leader_reads: LeaderReads,
     /// The harness's planted bug (`debug.planted_bug = "stale-tag-reads"`): when set,
     /// [`Cluster::linearizable`] returns at once. Only debug builds accept the setting.
     stale_tag_reads: std::sync::atomic::AtomicBool,
@@ -138,7 +108,7 @@ impl Cluster {
             Membership::Founder { .. } | Membership::Joiner => Bootstrap::Join,
         };
         let (raft, state) = start_group(GroupId::Meta, meta_bootstrap).await?;
-        let meta = Group { leader_reads: leader_reads(&raft, &transport.peers), raft, state };
+        let meta = Group { raft, state };
         let mut shards = Vec::with_capacity(usize::from(shard_count.get()));
         for shard in shard_count.shards() {
             let bootstrap = match &membership {
@@ -155,10 +125,7 @@ impl Cluster {
                 }
             };
             match start_group(GroupId::Shard(shard), bootstrap).await {
-                Ok((raft, state)) => {
-                    let leader_reads = leader_reads(&raft, &transport.peers);
-                    shards.push(Group { raft, state, leader_reads })
-                }
+                Ok((raft, state)) => shards.push(Group { raft, state }),
                 Err(error) => {
                     for started in &shards {
                         started.raft.shutdown().await;
@@ -174,6 +141,7 @@ impl Cluster {
                 shard_count,
                 meta,
                 shards,
+                leader_reads: LeaderReads::start(transport.peers.clone()),
                 transport,
                 stale_tag_reads: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -267,13 +235,13 @@ impl Cluster {
         if self.inner.stale_tag_reads.load(std::sync::atomic::Ordering::Relaxed) {
             return Ok(());
         }
-        linearizable(self.shard(shard)).await
+        linearizable(self.shard(shard), &self.inner.leader_reads).await
     }
 
     /// Returns once reads of the local `meta` replica are linearizable, as
     /// [`Cluster::linearizable`] does for a shard.
     pub async fn linearizable_meta(&self) -> Result<()> {
-        linearizable(&self.inner.meta).await
+        linearizable(&self.inner.meta, &self.inner.leader_reads).await
     }
 
     /// Proposes an identity write to the `meta` group and waits until it is applied or refused,
@@ -348,9 +316,9 @@ impl Cluster {
 
 /// Returns once reads of `group`'s local replica are linearizable: on its leader through
 /// [`RaftNode::ensure_linearizable`], elsewhere by waiting to apply the leader's read index.
-async fn linearizable(group: &Group) -> Result<()> {
+async fn linearizable(group: &Group, leader_reads: &LeaderReads) -> Result<()> {
     {
-        let Group { raft, leader_reads, .. } = group;
+        let raft = &group.raft;
         let deadline = Instant::now() + LEADER_DEADLINE;
         let mut backoff = Backoff::new();
         loop {
@@ -362,13 +330,18 @@ async fn linearizable(group: &Group) -> Result<()> {
                     Err(e) => return Err(e.into()),
                 }
             } else {
-                match leader_reads.next().await {
-                    Some(LeaderRead::Index(index)) => {
-                        let remaining = deadline.saturating_duration_since(Instant::now());
-                        return raft.wait_applied(index, remaining).await.map_err(Into::into);
-                    }
-                    Some(LeaderRead::Retry(why)) => why,
-                    None => return Err(RaftError::stopped().into()),
+                match raft.leader() {
+                    None => "no leader elected".to_owned(),
+                    Some((leader, _)) if leader == raft.node_id() => "leadership moved here".to_owned(),
+                    Some((leader, addr)) => match leader_reads.read_index(raft.group(), addr).await {
+                        Some(forward::ReadIndex::Index(index)) => {
+                            let remaining = deadline.saturating_duration_since(Instant::now());
+                            return raft.wait_applied(index, remaining).await.map_err(Into::into);
+                        }
+                        Some(forward::ReadIndex::NotLeader) => format!("node {leader} no longer leads"),
+                        Some(forward::ReadIndex::Failed(why)) => why,
+                        None => return Err(RaftError::stopped().into()),
+                    },
                 }
             };
             if Instant::now() >= deadline {
