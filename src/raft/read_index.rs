@@ -24,7 +24,11 @@
 //! the leader itself grants a vote once its own vote is older than `leader_lease`, and a
 //! leadership transfer relies on exactly that. So while a transfer is under way the lease is
 //! suspended ([`ReadIndexer::suspend_lease`]) and every read takes a quorum round, which fails once
-//! this node has voted for its successor.
+//! this node has voted for its successor. Outside a transfer, a follower that stops hearing the
+//! leader (a one-way partition) can win the same way; the old leader then stops using its lease
+//! as soon as its metrics show the new term (`leased_index` checks them on every read). A stale
+//! read would need the new leader to commit a write, and a client to see it, inside that
+//! metrics update: the one assumption here beyond the voters' refusals.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};

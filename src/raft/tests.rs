@@ -277,3 +277,41 @@ async fn concurrent_proposals_share_log_entries() {
     }
     node.shutdown().await;
 }
+
+/// A leadership transfer holds the log still: while the batcher is paused, proposals queue and no
+/// entry is appended; once released they commit. An idle batcher pauses at once (it holds no
+/// slot while it waits for work), and a transfer to a node that is not a voter changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_batcher_appends_nothing_until_released() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let db = open_db(&dir);
+    let sm = StateMachine::open(&db, GROUP).expect("state machine opens");
+    let node = RaftNode::start(GROUP, NodeId(1), &db, sm.clone(), &RaftShared::default(), Bootstrap::Solo)
+        .await
+        .expect("node starts and leads");
+    let last_index = |node: &RaftNode| node.raft.metrics().borrow().last_log_index.unwrap_or(0);
+    assert_eq!(node.propose(link('a', 1)).await.expect("commit"), Applied::BlobLinked { created: true });
+
+    let paused = tokio::time::timeout(Duration::from_secs(5), node.batcher.pause())
+        .await
+        .expect("an idle batcher pauses without waiting for traffic")
+        .expect("the batcher runs");
+    let before = last_index(&node);
+    let held = tokio::spawn({
+        let node = node.clone();
+        async move { node.propose(link('b', 2)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!held.is_finished(), "a proposal committed through a paused batcher");
+    assert_eq!(last_index(&node), before, "a paused batcher appended an entry");
+    assert_eq!(sm.blob_link(&repo(), &digest('b')).expect("query"), None);
+
+    drop(paused);
+    assert_eq!(held.await.expect("task").expect("commit"), Applied::BlobLinked { created: true });
+    assert_eq!(sm.blob_link(&repo(), &digest('b')).expect("query"), Some(2));
+
+    assert!(!node.hand_over(NodeId(9)).await.expect("transfer"), "node 9 is not a voter of this group");
+    assert!(node.is_leader(), "a refused transfer leaves the leader in place");
+    assert_eq!(node.propose(link('c', 3)).await.expect("commit"), Applied::BlobLinked { created: true });
+    node.shutdown().await;
+}
