@@ -153,6 +153,9 @@ pub async fn wait_applied(
     }
 }
 
+/// How long the leader gives each group of a read-index request to confirm its leadership.
+const CONFIRM_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What the forwarding service needs, set once the node is fully wired (the gRPC server starts
 /// before the groups, so that founders can reach each other while they bootstrap).
 struct Target {
@@ -253,14 +256,17 @@ impl Forwarding for ForwardingService {
         }
         let groups = names.iter().map(|name| group_of(name, &target.cluster)).collect::<Result<Vec<_>, _>>()?;
         // Each group's confirmation is shared with the reads waiting on this node (see `read_index`).
+        // Each group gets its own deadline, so one stalled group does not hold up the others'
+        // reads: its readers are told to retry.
         let confirmations = groups.iter().map(|&group| async move {
             let raft = target.cluster.group(group);
-            let outcome = match raft.read_index().await {
-                Ok(index) => group_read_index::Outcome::Index(index),
-                Err(e) if e.forward_to().is_some() => {
+            let outcome = match tokio::time::timeout(CONFIRM_WAIT, raft.read_index()).await {
+                Ok(Ok(index)) => group_read_index::Outcome::Index(index),
+                Ok(Err(e)) if e.forward_to().is_some() => {
                     group_read_index::Outcome::NotLeader(not_leader(raft.leader().map(|l| l.0)))
                 }
-                Err(e) => group_read_index::Outcome::Failed(e.to_string()),
+                Ok(Err(e)) => group_read_index::Outcome::Failed(e.to_string()),
+                Err(_) => group_read_index::Outcome::Failed(format!("{group} not confirmed within {CONFIRM_WAIT:?}")),
             };
             GroupReadIndex { outcome: Some(outcome) }
         });

@@ -333,15 +333,20 @@ async fn linearizable(group: &Group, leader_reads: &LeaderReads) -> Result<()> {
                 match raft.leader() {
                     None => "no leader elected".to_owned(),
                     Some((leader, _)) if leader == raft.node_id() => "leadership moved here".to_owned(),
-                    Some((leader, addr)) => match leader_reads.read_index(raft.group(), addr).await {
-                        Some(forward::ReadIndex::Index(index)) => {
-                            let remaining = deadline.saturating_duration_since(Instant::now());
-                            return raft.wait_applied(index, remaining).await.map_err(Into::into);
+                    Some((leader, addr)) => {
+                        // Bounded by the read's own deadline, however long the call it joins takes.
+                        let remaining = deadline.saturating_duration_since(Instant::now());
+                        match tokio::time::timeout(remaining, leader_reads.read_index(raft.group(), addr)).await {
+                            Ok(Some(forward::ReadIndex::Index(index))) => {
+                                let remaining = deadline.saturating_duration_since(Instant::now());
+                                return raft.wait_applied(index, remaining).await.map_err(Into::into);
+                            }
+                            Ok(Some(forward::ReadIndex::NotLeader)) => format!("node {leader} no longer leads"),
+                            Ok(Some(forward::ReadIndex::Failed(why))) => why,
+                            Ok(None) => return Err(RaftError::stopped().into()),
+                            Err(_) => format!("node {leader} did not answer in time"),
                         }
-                        Some(forward::ReadIndex::NotLeader) => format!("node {leader} no longer leads"),
-                        Some(forward::ReadIndex::Failed(why)) => why,
-                        None => return Err(RaftError::stopped().into()),
-                    },
+                    }
                 }
             };
             if Instant::now() >= deadline {

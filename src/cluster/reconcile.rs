@@ -11,8 +11,9 @@
 //!
 //! Leadership is placed too: the first node of a shard's placement is its preferred leader, which
 //! spreads leaders evenly over the nodes. After a failover the new leader, once its placement is
-//! in order and it has led for [`SETTLED`], hands the shard back to the preferred leader
-//! (`RaftNode::hand_over`), so a node that restarts gets its share of the write load back.
+//! in order, it has led for [`SETTLED`] and the preferred leader has kept up with the log for as
+//! long, hands the shard back (`RaftNode::hand_over`), so a node that restarts gets its share of
+//! the write load back. A transfer that does not happen is retried after [`RETRY_AFTER`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -28,34 +29,80 @@ const ROUND: Duration = Duration::from_millis(500);
 /// A learner within this many entries of the leader counts as caught up and may become a voter.
 const CATCH_UP_SLACK: u64 = 100;
 
-/// How long a node leads a shard before handing it to the preferred leader. Longer than openraft's
-/// `leader_lease` (1 s), which a transfer needs (see `RaftNode::hand_over`), and long enough that
-/// a preferred node that just restarted has caught up and is not handed a shard mid-recovery.
+/// How long a node leads a shard, in one term, and how long the preferred leader must have kept up
+/// with the log, before the shard is handed over. Longer than openraft's `leader_lease` (1 s),
+/// which a transfer needs (see `RaftNode::hand_over`), and long enough that a preferred node that
+/// just restarted has settled. Keeping up is judged from replication, which is what the leader
+/// sees; a target still applying a backlog serves its first reads a moment later.
 const SETTLED: Duration = Duration::from_secs(5);
+
+/// How long a shard waits after a transfer that did not happen before trying again: each attempt
+/// holds the shard's writes back for a moment.
+const RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// What the loop remembers of a shard this node leads.
+struct Leading {
+    /// The term this node leads in, and since when it has seen itself lead in it.
+    term: u64,
+    since: Instant,
+    /// Since when the preferred leader has been caught up, without a break.
+    target_ready: Option<(NodeId, Instant)>,
+    /// No transfer before this.
+    not_before: Option<Instant>,
+}
 
 /// Runs until the node stops, reconciling every shard this node leads each round.
 pub async fn run(cluster: Cluster, replicas: usize) {
     let mut every = tokio::time::interval(ROUND);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // When this node was first seen leading each shard it leads.
-    let mut leading_since: HashMap<ShardId, Instant> = HashMap::new();
+    let mut leading: HashMap<ShardId, Leading> = HashMap::new();
     loop {
         every.tick().await;
         for shard in cluster.shard_count().shards() {
-            if !cluster.raft(shard).is_leader() {
-                leading_since.remove(&shard);
+            let raft = cluster.raft(shard);
+            if !raft.is_leader() {
+                leading.remove(&shard);
                 continue;
             }
-            let since = *leading_since.entry(shard).or_insert_with(Instant::now);
-            match reconcile(&cluster, shard, replicas).await {
-                Ok(Placement::Settled { preferred }) if since.elapsed() >= SETTLED => {
-                    if let Err(error) = cluster.raft(shard).hand_over(preferred).await {
-                        tracing::debug!(%shard, %error, "leadership transfer failed");
-                    }
+            let term = raft.term();
+            let now = Instant::now();
+            let state =
+                leading.entry(shard).or_insert(Leading { term, since: now, target_ready: None, not_before: None });
+            if state.term != term {
+                *state = Leading { term, since: now, target_ready: None, not_before: None };
+            }
+            let preferred = match reconcile(&cluster, shard, replicas).await {
+                Ok(Placement::Settled { preferred }) => preferred,
+                Ok(_) => {
+                    state.target_ready = None;
+                    continue;
                 }
-                Ok(_) => {}
                 // Typically a change still in progress or a lost leadership; next round retries.
-                Err(error) => tracing::debug!(%shard, %error, "shard membership change deferred"),
+                Err(error) => {
+                    tracing::debug!(%shard, %error, "shard membership change deferred");
+                    continue;
+                }
+            };
+            let ready_since = match state.target_ready {
+                Some((node, since)) if node == preferred => since,
+                _ => {
+                    state.target_ready = Some((preferred, now));
+                    now
+                }
+            };
+            let due = state.since.elapsed() >= SETTLED
+                && ready_since.elapsed() >= SETTLED
+                && state.not_before.is_none_or(|at| now >= at);
+            if !due {
+                continue;
+            }
+            match raft.hand_over(preferred).await {
+                Ok(true) => {}
+                Ok(false) => state.not_before = Some(Instant::now() + RETRY_AFTER),
+                Err(error) => {
+                    tracing::debug!(%shard, %error, "leadership transfer failed");
+                    state.not_before = Some(Instant::now() + RETRY_AFTER);
+                }
             }
         }
     }

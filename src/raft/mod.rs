@@ -52,8 +52,12 @@ use types::Raft;
 /// between an election and its vote being stored, needs one election timeout.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 
-/// How long a leadership transfer waits for its target to catch up, and then for the election.
+/// How long a leadership transfer waits for the entries in flight, and then for the election.
 const HANDOVER_WAIT: Duration = Duration::from_secs(2);
+
+/// How long a leadership transfer holds writes back for its target to receive the last entries:
+/// a few heartbeats. A target that kept up needs one append round.
+const HANDOVER_CATCH_UP: Duration = Duration::from_millis(300);
 
 /// How long a leader's linearizable read waits for its own state machine to apply the read
 /// index: the entries are committed, so this is only an apply backlog.
@@ -369,26 +373,38 @@ impl RaftNode {
     /// New entries are held back (proposals wait, then go to whoever leads), reads stop relying
     /// on the lease, and once `to` holds every entry it is asked to campaign at once. It wins with
     /// this node's vote, which openraft grants once this node's own vote is older than
-    /// `leader_lease`: call it only on a leader of at least that long, or `to`'s campaign fails
-    /// and costs the group an election. Gives up, changing nothing, if `to` does not catch up
-    /// within [`HANDOVER_WAIT`].
+    /// `leader_lease`: call it only on a leader of at least that long in its current term, or
+    /// `to`'s campaign fails and costs the group an election. Call it only once `to` has kept up
+    /// with the log: the entries in flight get [`HANDOVER_WAIT`] to finish, and `to` then gets
+    /// [`HANDOVER_CATCH_UP`] to hold every entry; past either, it gives up, changing nothing.
     pub async fn hand_over(&self, to: NodeId) -> Result<bool> {
         let (group, me) = (self.group, self.node_id);
         let Some(addr) = self.members().voters.get(&to).cloned() else { return Ok(false) };
         if to.0 == me || !self.is_leader() {
             return Ok(false);
         }
-        let Some(_paused) = self.batcher.pause().await else { return Err(Fatal::<u64>::Stopped.into()) };
+        // The entries in flight finish only once applied; a leader that lost its quorum would
+        // hold this forever.
+        let _paused = match tokio::time::timeout(HANDOVER_WAIT, self.batcher.pause()).await {
+            Ok(Some(paused)) => paused,
+            Ok(None) => return Err(Fatal::<u64>::Stopped.into()),
+            Err(_) => return Ok(false),
+        };
         let _no_lease = self.reads.suspend_lease();
-        let deadline = tokio::time::Instant::now() + HANDOVER_WAIT;
+        let deadline = tokio::time::Instant::now() + HANDOVER_CATCH_UP;
         while !self.caught_up(to, 0) {
             if tokio::time::Instant::now() >= deadline || !self.is_leader() {
                 return Ok(false);
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        let term = self.raft.metrics().borrow().current_term;
-        match network::timeout_now(&self.peers, group, to.0, &addr, network::TimeoutNow { term, leader: me }).await {
+        let (term, last_log) = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            (metrics.current_term, metrics.last_log_index.unwrap_or(0))
+        };
+        let request = network::TimeoutNow { term, leader: me, last_log };
+        match network::timeout_now(&self.peers, group, to.0, &addr, request).await {
             Ok(true) => {}
             Ok(false) => return Ok(false),
             Err(why) => {
@@ -403,6 +419,11 @@ impl RaftNode {
         let moved = decided.is_ok_and(|m| m.current_leader == Some(to.0));
         tracing::info!(%group, from = me, to = to.0, moved, "leadership transfer");
         Ok(moved)
+    }
+
+    /// The current Raft term as this node knows it.
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
     }
 
     /// Stops the Raft node, waits until openraft has released the database, and flushes it.

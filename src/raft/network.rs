@@ -197,13 +197,15 @@ impl RaftNetwork<GatiRaft> for PeerConnection {
     }
 }
 
-/// The body of a `TimeoutNow` request: the term and the leader the sender leads as. The receiver
-/// campaigns only while it still follows that leader in that term, so a late or repeated request
-/// never starts an election against a newer leader.
+/// The body of a `TimeoutNow` request: the term and the leader the sender leads as, and the index
+/// of its last log entry. The receiver campaigns only while it still follows that leader in that
+/// term and its log ends at that entry, so a late or repeated request never starts an election
+/// against a newer leader, nor one the receiver's log would lose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct TimeoutNow {
     pub(super) term: u64,
     pub(super) leader: u64,
+    pub(super) last_log: u64,
 }
 
 /// How long a `TimeoutNow` call may take: the receiver only starts a campaign before answering.

@@ -23,14 +23,14 @@
 //! **Handing leadership over.** The lease argument counts on the voters that acknowledged a round;
 //! the leader itself grants a vote once its own vote is older than `leader_lease`, and a
 //! leadership transfer relies on exactly that. So while a transfer is under way the lease is
-//! suspended ([`ReadIndexer::suspend_lease`]) and every read takes a quorum round, which fails once
-//! this node has voted for its successor. Outside a transfer, a follower that stops hearing the
+//! suspended ([`ReadIndexer::suspend_lease`]) and every read takes a quorum round (one that started
+//! before this node voted for its successor may still succeed, and is linearized at its start). Outside a transfer, a follower that stops hearing the
 //! leader (a one-way partition) can win the same way; the old leader then stops using its lease
 //! as soon as its metrics show the new term (`leased_index` checks them on every read). A stale
 //! read would need the new leader to commit a write, and a client to see it, inside that
 //! metrics update: the one assumption here beyond the voters' refusals.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -70,19 +70,19 @@ pub(super) struct ReadIndexer {
     raft: Raft,
     node_id: u64,
     lease: Arc<Mutex<Option<Lease>>>,
-    /// Set while leadership is being handed over: no read relies on the lease.
-    suspended: Arc<AtomicBool>,
+    /// Non-zero while leadership is being handed over: no read relies on the lease.
+    suspended: Arc<AtomicUsize>,
     rounds: Rounds<std::result::Result<u64, CheckError>>,
 }
 
 /// While held, reads on this node take quorum rounds instead of the lease.
 pub(super) struct LeaseSuspended {
-    suspended: Arc<AtomicBool>,
+    suspended: Arc<AtomicUsize>,
 }
 
 impl Drop for LeaseSuspended {
     fn drop(&mut self) {
-        self.suspended.store(false, Ordering::SeqCst);
+        self.suspended.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -90,7 +90,7 @@ impl ReadIndexer {
     /// Starts the round task; it ends when every handle is dropped.
     pub(super) fn start(raft: Raft, node_id: u64) -> Self {
         let lease = Arc::new(Mutex::new(None::<Lease>));
-        let suspended = Arc::new(AtomicBool::new(false));
+        let suspended = Arc::new(AtomicUsize::new(0));
         let rounds = Rounds::start({
             let (raft, lease, suspended) = (raft.clone(), lease.clone(), suspended.clone());
             move |readers| {
@@ -101,9 +101,13 @@ impl ReadIndexer {
                     let scope = scope_of(&raft);
                     let outcome = raft.get_read_log_id().await.map(|(read, _applied)| read.map_or(0, |id| id.index));
                     // Only a round that stayed in one term and membership proves the lease.
-                    if outcome.is_ok() && scope_of(&raft) == scope && !suspended.load(Ordering::SeqCst) {
-                        *lease.lock().unwrap_or_else(PoisonError::into_inner) =
-                            Some(Lease { until: started + LEASE, scope });
+                    if outcome.is_ok() && scope_of(&raft) == scope {
+                        // Checked under the lock `suspend_lease` clears the lease under, so a
+                        // round that ends during a transfer never leaves a lease behind.
+                        let mut held = lease.lock().unwrap_or_else(PoisonError::into_inner);
+                        if suspended.load(Ordering::SeqCst) == 0 {
+                            *held = Some(Lease { until: started + LEASE, scope });
+                        }
                     }
                     outcome
                 }
@@ -114,8 +118,9 @@ impl ReadIndexer {
 
     /// Stops reads from relying on the lease until the guard drops (see the module docs).
     pub(super) fn suspend_lease(&self) -> LeaseSuspended {
-        self.suspended.store(true, Ordering::SeqCst);
-        *self.lease.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        let mut held = self.lease.lock().unwrap_or_else(PoisonError::into_inner);
+        self.suspended.fetch_add(1, Ordering::SeqCst);
+        *held = None;
         LeaseSuspended { suspended: self.suspended.clone() }
     }
 
@@ -133,7 +138,7 @@ impl ReadIndexer {
 
     /// The read index under a valid lease, if this node holds one.
     fn leased_index(&self) -> Option<u64> {
-        if self.suspended.load(Ordering::SeqCst) {
+        if self.suspended.load(Ordering::SeqCst) != 0 {
             return None;
         }
         let lease = (*self.lease.lock().unwrap_or_else(PoisonError::into_inner))?;

@@ -128,16 +128,19 @@ impl RaftTransport for RaftTransportService {
     async fn timeout_now(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         let RaftMessage { group, payload, target } = request.into_inner();
         let raft = self.table.get(&group, target)?;
-        let TimeoutNow { term, leader } = decode(&payload)?;
+        let TimeoutNow { term, leader, last_log } = decode(&payload)?;
         let following = {
             let metrics = raft.metrics();
             let metrics = metrics.borrow();
             metrics.state == openraft::ServerState::Follower
                 && metrics.current_term == term
                 && metrics.current_leader == Some(leader)
+                && metrics.last_log_index.unwrap_or(0) == last_log
                 && metrics.membership_config.membership().voter_ids().any(|id| id == target)
         };
-        // Anything else is stale: a newer term, another leader, or this node no longer votes.
+        // Anything else is stale: a newer term, another leader, a log that is not exactly the one
+        // the leader held writes back at (behind it, the vote would be refused; past it, the
+        // leader gave up and appended more), or this node no longer votes.
         let started = following && raft.trigger().elect().await.is_ok();
         if started {
             tracing::info!(%group, from = leader, term, "campaigning: the leader hands the group over");
