@@ -80,45 +80,10 @@ pub fn pause(d: Duration) {
     std::thread::sleep(d);
 }
 
-/// A free TCP port on 127.0.0.1 for a server a test starts, from below the kernel's ephemeral
-/// range. A port the kernel hands out for `bind(:0)` comes from that range, and between the check
-/// here and the server's own bind, any outgoing connection of any test (peer channels, HTTP
-/// clients) could take it as its local port; the server then fails with "address in use". Ports
-/// below the range are never taken that way, only by another test drawing the same one at random.
+/// A free TCP port on 127.0.0.1 (bind :0, read the port, drop the listener).
 pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static DRAWS: AtomicU64 = AtomicU64::new(0);
-    let (low, high) = local_port_range();
-    let below = (10_000u16, low.saturating_sub(1).max(10_001));
-    let seed = u64::from(std::process::id()) << 32
-        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    for _ in 0..200 {
-        // splitmix64 over a per-process counter: distinct draws within a test binary, different
-        // sequences across the binaries nextest runs side by side.
-        let mut x = seed.wrapping_add(DRAWS.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^= x >> 31;
-        let port = below.0 + (x % u64::from(below.1 - below.0)) as u16;
-        if (low..=high).contains(&port) {
-            continue;
-        }
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local_addr").port()
-}
-
-/// The kernel's ephemeral port range (Linux), or the IANA default where it cannot be read.
-fn local_port_range() -> (u16, u16) {
-    let read = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok();
-    let parsed = read.and_then(|text| {
-        let mut parts = text.split_whitespace().map(|p| p.parse::<u16>().ok());
-        Some((parts.next()??, parts.next()??))
-    });
-    parsed.unwrap_or((49_152, 65_535))
 }
 
 /// Which server implementation the tests drive.
