@@ -244,19 +244,28 @@ async fn a_single_node_commits_reads_snapshots_and_restarts() {
     node.shutdown().await;
 }
 
+/// Starts a one-member group in `dir` and waits until it leads; returns it and its state machine.
+async fn solo_node(dir: &TempDir) -> (RaftNode, StateMachine) {
+    let db = open_db(dir);
+    let sm = StateMachine::open(&db, GROUP).expect("state machine opens");
+    let node = RaftNode::start(GROUP, NodeId(1), &db, sm.clone(), &RaftShared::default(), Bootstrap::Solo)
+        .await
+        .expect("node starts and leads");
+    (node, sm)
+}
+
+fn last_log_index(node: &RaftNode) -> u64 {
+    node.raft.metrics().borrow().last_log_index.unwrap_or(0)
+}
+
 /// Group commit: commands proposed together travel in shared log entries, and each still gets its
 /// own outcome. On a current-thread runtime all 200 proposals are queued before the batcher runs,
 /// so the grouping is deterministic.
 #[tokio::test(flavor = "current_thread")]
 async fn concurrent_proposals_share_log_entries() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let db = open_db(&dir);
-    let sm = StateMachine::open(&db, GROUP).expect("state machine opens");
-    let node = RaftNode::start(GROUP, NodeId(1), &db, sm.clone(), &RaftShared::default(), Bootstrap::Solo)
-        .await
-        .expect("node starts and leads");
-    let last_index = |node: &RaftNode| node.raft.metrics().borrow().last_log_index.unwrap_or(0);
-    let before = last_index(&node);
+    let (node, sm) = solo_node(&dir).await;
+    let before = last_log_index(&node);
     let blob = |i: u64| -> Digest { format!("sha256:{i:064x}").parse().expect("valid digest") };
     let proposals: Vec<_> = (0..200u64)
         .map(|i| {
@@ -270,7 +279,7 @@ async fn concurrent_proposals_share_log_entries() {
         let outcome = proposal.await.expect("task").expect("commit");
         assert_eq!(outcome, Applied::BlobLinked { created: true });
     }
-    let entries = last_index(&node) - before;
+    let entries = last_log_index(&node) - before;
     assert!(entries <= 2, "200 concurrent commands took {entries} log entries");
     for i in 0..200u64 {
         assert_eq!(sm.blob_link(&repo(), &blob(i)).expect("query"), Some(i));
@@ -284,26 +293,21 @@ async fn concurrent_proposals_share_log_entries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_batcher_appends_nothing_until_released() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let db = open_db(&dir);
-    let sm = StateMachine::open(&db, GROUP).expect("state machine opens");
-    let node = RaftNode::start(GROUP, NodeId(1), &db, sm.clone(), &RaftShared::default(), Bootstrap::Solo)
-        .await
-        .expect("node starts and leads");
-    let last_index = |node: &RaftNode| node.raft.metrics().borrow().last_log_index.unwrap_or(0);
+    let (node, sm) = solo_node(&dir).await;
     assert_eq!(node.propose(link('a', 1)).await.expect("commit"), Applied::BlobLinked { created: true });
 
     let paused = tokio::time::timeout(Duration::from_secs(5), node.batcher.pause())
         .await
         .expect("an idle batcher pauses without waiting for traffic")
         .expect("the batcher runs");
-    let before = last_index(&node);
+    let before = last_log_index(&node);
     let held = tokio::spawn({
         let node = node.clone();
         async move { node.propose(link('b', 2)).await }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!held.is_finished(), "a proposal committed through a paused batcher");
-    assert_eq!(last_index(&node), before, "a paused batcher appended an entry");
+    assert_eq!(last_log_index(&node), before, "a paused batcher appended an entry");
     assert_eq!(sm.blob_link(&repo(), &digest('b')).expect("query"), None);
 
     drop(paused);
