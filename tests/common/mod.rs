@@ -80,10 +80,44 @@ pub fn pause(d: Duration) {
     std::thread::sleep(d);
 }
 
-/// A free TCP port on 127.0.0.1 (bind :0, read the port, drop the listener).
+/// Ports this test process has reserved, with the lock files that keep every other test process
+/// off them until this one exits.
+static RESERVED_PORTS: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+
+/// The reserved range: below the kernel's ephemeral range (32768 and up on Linux), so no
+/// outgoing connection is ever given one of these as its local port between the reservation and
+/// the server's bind — which is what made `bind(:0)`-then-release ports collide.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A loopback port for a server this test will start, reserved for the life of the test process.
+///
+/// Concurrent test processes (nextest runs each test in its own) coordinate through one lock
+/// file per port under the temp dir: a port is handed out only while its file's exclusive lock
+/// is held, and the lock goes with the process, also when it is killed. The port must also bind
+/// right now, which skips ports that something outside the tests is using.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
+    let dir = std::env::temp_dir().join("gati-test-ports");
+    std::fs::create_dir_all(&dir).expect("create the test port lock dir");
+    let mut rng = Rng::new();
+    let span = u64::from(TEST_PORTS.end - TEST_PORTS.start);
+    for _ in 0..2_000 {
+        let port = TEST_PORTS.start + rng.below(span) as u16;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(format!("{port}.lock")))
+            .expect("open a test port lock file");
+        if lock.try_lock().is_err() {
+            continue; // another live test process holds it
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue; // in use outside the tests; dropping `lock` releases it
+        }
+        RESERVED_PORTS.lock().unwrap_or_else(|e| e.into_inner()).push(lock);
+        return port;
+    }
+    panic!("no free loopback port in {TEST_PORTS:?} after 2000 tries");
 }
 
 /// Which server implementation the tests drive.
