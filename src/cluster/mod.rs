@@ -96,7 +96,7 @@ impl Cluster {
             let transport = transport.clone();
             async move {
                 let state = store.state_machine(group).map_err(RaftError::Storage)?;
-                let raft = RaftNode::start(group, node_id, store.db(), state.clone(), &transport, bootstrap).await?;
+                let raft = RaftNode::start(group, node_id, store, state.clone(), &transport, bootstrap).await?;
                 Ok::<_, ClusterError>((raft, state))
             }
         };

@@ -2,10 +2,17 @@
 //!
 //! Owns the Raft rules the engine-neutral log does not know: entries are JSON-encoded
 //! [`Entry`]s keyed by their index; the vote is durable before `save_vote` returns; an append is
-//! reported flushed (the `LogFlushed` callback) only after sled has fsynced it; the purge
+//! reported flushed (the `LogFlushed` callback) only after the log has fsynced it; the purge
 //! watermark is written before the entries it covers are removed (in the background). It may call
-//! `gati_meta::log_store` (through the blocking pool, see `storage_io`) and must not call the state
-//! machine: the log and the state machine meet only inside openraft.
+//! `gati_meta::log_store` and must not call the state machine: the log and the state machine meet
+//! only inside openraft (and in the state machine's durability check before it applies).
+//!
+//! Threads: appends, truncations, slot writes and reads run on the calling task. They are
+//! positioned reads and writes of the page cache, a few microseconds, and a hand-off to another
+//! thread for each would cost more than the call (on a busy node, thread wake-ups were the largest
+//! cost of replication). What can block for long runs elsewhere: the fsync behind every append on
+//! the group's flusher thread, the vote's fsync and a purge (which syncs and deletes files) on
+//! tokio's blocking pool.
 //!
 //! Errors keep openraft's typing: every failure is a `StorageError` whose subject names what was
 //! being touched (`Vote`, `Logs`, `Log(id)`, `LogIndex(i)`, `Store`) and whose verb names the
@@ -21,7 +28,6 @@ use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use gati_meta::log_store::{LogStore, Slot};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
@@ -31,61 +37,45 @@ use tokio::sync::mpsc;
 use super::storage_io::{AdaptersAlive, decode, encode, run_blocking, storage_error};
 use super::types::{Entry, GatiRaft, LogId, StorageError, Vote};
 
-/// Makes appended entries durable, in order, and reports each append once it is.
+/// Makes appended entries durable, in order, and reports each append once it is. Runs on its own
+/// thread (one per group) and ends once every sender is dropped.
 ///
-/// One fsync covers every append that was written before it started (sled flushes all earlier
-/// writes), so appends that queue up while a flush runs share the next one: group commit at the
-/// storage level. Callbacks fire in append order, after the flush that covers them.
-async fn flush_appends(log: LogStore, mut waiting: mpsc::UnboundedReceiver<LogFlushed<GatiRaft>>) {
+/// One fsync covers every append written before it started, so appends that queue up while a
+/// flush runs share the next one: group commit at the storage level. Callbacks fire in append
+/// order, after the flush that covers them.
+fn flush_appends(log: LogStore, mut waiting: mpsc::UnboundedReceiver<LogFlushed<GatiRaft>>) {
     let mut batch = Vec::new();
-    while waiting.recv_many(&mut batch, 1024).await > 0 {
-        let outcome = log.flush_async().await.map_err(|e| e.to_string());
+    while let Some(first) = waiting.blocking_recv() {
+        batch.push(first);
+        while let Ok(next) = waiting.try_recv() {
+            batch.push(next);
+        }
+        let outcome = log.flush().map_err(|e| e.to_string());
         for callback in batch.drain(..) {
             callback.log_io_completed(outcome.clone().map_err(io::Error::other));
         }
     }
 }
 
-/// Entries removed per step of a background purge.
-const PURGE_STEP: u64 = 128;
-/// Pause between purge steps.
-const PURGE_PAUSE: Duration = Duration::from_millis(2);
-
-/// Removes purged entries in small steps.
+/// Removes purged entries (and the segment files left holding nothing live) in the background.
 ///
-/// Removal is not done in `purge`: openraft's core waits for `purge` to return, and deleting
-/// thousands of keys there stalled every proposal of the group each time a snapshot compacted the
-/// log. Nor in one batch here: the next append's fsync would then carry every deletion with it.
-/// Small steps with pauses keep each fsync small. Entries below the watermark are never read
-/// again, so removing them late changes nothing but disk space.
+/// Not done in `purge`: openraft's core waits for `purge` to return, and the removal syncs the
+/// log and deletes files. Entries below the watermark are never read again, so removing them late
+/// changes nothing but disk space.
 ///
-/// It holds `_alive` so that a node shutting down waits for it to let go of the store, and it
-/// stops between steps as soon as the log adapters are gone.
-async fn purge_in_steps(log: LogStore, mut targets: mpsc::UnboundedReceiver<u64>, _alive: AdaptersAlive) {
-    let mut target = 0;
-    while let Some(next) = targets.recv().await {
-        target = target.max(next);
+/// It holds `_alive` so that a node shutting down waits for it to let go of the store.
+async fn purge_in_background(log: LogStore, mut targets: mpsc::UnboundedReceiver<u64>, _alive: AdaptersAlive) {
+    while let Some(mut target) = targets.recv().await {
         while let Ok(next) = targets.try_recv() {
             target = target.max(next);
         }
-        while !targets.is_closed() {
-            // One step: the next few entries at or below the target, if any are left.
-            let stepper = log.clone();
-            let step = tokio::task::spawn_blocking(move || match stepper.first()? {
-                Some((first, _)) if first <= target => {
-                    stepper.purge_through(target.min(first.saturating_add(PURGE_STEP - 1))).map(|()| true)
-                }
-                _ => Ok(false),
-            });
-            match step.await {
-                Ok(Ok(true)) => tokio::time::sleep(PURGE_PAUSE).await,
-                Ok(Ok(false)) => break,
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, target, "removing purged log entries failed; the next purge retries");
-                    break;
-                }
-                Err(_) => return,
+        let purger = log.clone();
+        match tokio::task::spawn_blocking(move || purger.purge_through(target)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, target, "removing purged log entries failed; the next purge retries");
             }
+            Err(_) => return,
         }
     }
 }
@@ -109,12 +99,18 @@ pub(super) struct LogAdapter {
 
 impl LogAdapter {
     /// Wraps an open log store; `alive` tells the node when openraft has dropped every clone.
-    /// Starts the group's flusher task, which ends once every clone is dropped.
+    /// Starts the group's flusher thread, which ends once every clone is dropped.
     pub(super) fn new(log: LogStore, alive: AdaptersAlive) -> Self {
         let (flusher, waiting) = mpsc::unbounded_channel();
-        tokio::spawn(flush_appends(log.clone(), waiting));
+        let flushed = log.clone();
+        let spawned =
+            std::thread::Builder::new().name("raft-log-flush".into()).spawn(move || flush_appends(flushed, waiting));
+        if let Err(error) = spawned {
+            // Without the thread, sending to it fails and each append flushes before returning.
+            tracing::error!(%error, "could not start a raft log flusher thread; appends flush inline");
+        }
         let (purger, targets) = mpsc::unbounded_channel();
-        tokio::spawn(purge_in_steps(log.clone(), targets, alive.clone()));
+        tokio::spawn(purge_in_background(log.clone(), targets, alive.clone()));
         LogAdapter { log, flusher, purger, first_live: Arc::new(AtomicU64::new(0)), _alive: alive }
     }
 
@@ -137,38 +133,33 @@ impl LogAdapter {
     }
 
     /// Reads and decodes a slot holding consensus metadata.
-    async fn read_slot<T>(&self, slot: Slot, subject: ErrorSubject<u64>) -> Result<Option<T>, StorageError>
-    where
-        T: serde::de::DeserializeOwned + Send + 'static,
-    {
-        let log = self.log.clone();
-        run_blocking(ErrorVerb::Read, move || {
-            match log.get_slot(slot).map_err(|e| storage_error(subject.clone(), ErrorVerb::Read, &e))? {
-                None => Ok(None),
-                Some(bytes) => decode(&bytes).map(Some).map_err(|e| storage_error(subject, ErrorVerb::Read, &e)),
-            }
-        })
-        .await
+    fn read_slot<T: serde::de::DeserializeOwned>(
+        &self,
+        slot: Slot,
+        subject: ErrorSubject<u64>,
+    ) -> Result<Option<T>, StorageError> {
+        match self.log.get_slot(slot).map_err(|e| storage_error(subject.clone(), ErrorVerb::Read, &e))? {
+            None => Ok(None),
+            Some(bytes) => decode(&bytes).map(Some).map_err(|e| storage_error(subject, ErrorVerb::Read, &e)),
+        }
     }
 
     /// Encodes and writes a slot holding consensus metadata; durable only after a flush.
-    async fn write_slot<T: serde::Serialize>(
+    fn write_slot<T: serde::Serialize>(
         &self,
         slot: Slot,
         value: &T,
         subject: ErrorSubject<u64>,
     ) -> Result<(), StorageError> {
         let bytes = encode(value).map_err(|e| storage_error(subject.clone(), ErrorVerb::Write, &e))?;
-        let log = self.log.clone();
-        run_blocking(ErrorVerb::Write, move || {
-            log.put_slot(slot, &bytes).map_err(|e| storage_error(subject, ErrorVerb::Write, &e))
-        })
-        .await
+        self.log.put_slot(slot, &bytes).map_err(|e| storage_error(subject, ErrorVerb::Write, &e))
     }
 
     /// Fsyncs every earlier write; `subject` names what the caller is making durable.
     async fn flush(&self, subject: ErrorSubject<u64>) -> Result<(), StorageError> {
-        self.log.flush_async().await.map_err(|e| storage_error(subject, ErrorVerb::Write, &e))
+        let log = self.log.clone();
+        run_blocking(ErrorVerb::Write, move || log.flush().map_err(|e| storage_error(subject, ErrorVerb::Write, &e)))
+            .await
     }
 }
 
@@ -190,22 +181,14 @@ impl RaftLogReader<GatiRaft> for LogAdapter {
     ) -> Result<Vec<Entry>, StorageError> {
         let bounds: (Bound<u64>, Bound<u64>) =
             (self.live_start(range.start_bound().cloned()), range.end_bound().cloned());
-        let log = self.log.clone();
-        run_blocking(ErrorVerb::Read, move || {
-            let raw = log.range(bounds).map_err(|e| StorageIOError::read_logs(&e))?;
-            raw.into_iter().map(|(index, body)| decode_entry(index, &body)).collect()
-        })
-        .await
+        let raw = self.log.range(bounds).map_err(|e| StorageIOError::read_logs(&e))?;
+        raw.into_iter().map(|(index, body)| decode_entry(index, &body)).collect()
     }
 
     async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry>, StorageError> {
         let start = start.max(self.first_live.load(Ordering::SeqCst));
-        let log = self.log.clone();
-        run_blocking(ErrorVerb::Read, move || {
-            let raw = log.range_limited(start..end, MAX_READ_BYTES).map_err(|e| StorageIOError::read_logs(&e))?;
-            raw.into_iter().map(|(index, body)| decode_entry(index, &body)).collect()
-        })
-        .await
+        let raw = self.log.range_limited(start..end, MAX_READ_BYTES).map_err(|e| StorageIOError::read_logs(&e))?;
+        raw.into_iter().map(|(index, body)| decode_entry(index, &body)).collect()
     }
 }
 
@@ -213,15 +196,12 @@ impl RaftLogStorage<GatiRaft> for LogAdapter {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<GatiRaft>, StorageError> {
-        let last_purged_log_id: Option<LogId> = self.read_slot(Slot::LastPurged, ErrorSubject::Logs).await?;
+        let last_purged_log_id: Option<LogId> = self.read_slot(Slot::LastPurged, ErrorSubject::Logs)?;
         self.note_purged(last_purged_log_id);
-        let log = self.log.clone();
-        let last_entry =
-            run_blocking(ErrorVerb::Read, move || match log.last().map_err(|e| StorageIOError::read_logs(&e))? {
-                None => Ok(None),
-                Some((index, body)) => Ok(Some(decode_entry(index, &body)?.log_id)),
-            })
-            .await?;
+        let last_entry = match self.log.last().map_err(|e| StorageIOError::read_logs(&e))? {
+            None => None,
+            Some((index, body)) => Some(decode_entry(index, &body)?.log_id),
+        };
         // An empty log reports the purge watermark as its last id (openraft's contract). The max
         // also covers entries a crash left behind between writing the watermark and purging.
         let last_log_id = std::cmp::max(last_entry, last_purged_log_id);
@@ -233,24 +213,24 @@ impl RaftLogStorage<GatiRaft> for LogAdapter {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.write_slot(Slot::Vote, vote, ErrorSubject::Vote).await?;
+        self.write_slot(Slot::Vote, vote, ErrorSubject::Vote)?;
         // A vote acted upon and then forgotten in a crash lets this node vote twice in one term.
         self.flush(ErrorSubject::Vote).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        self.read_slot(Slot::Vote, ErrorSubject::Vote).await
+        self.read_slot(Slot::Vote, ErrorSubject::Vote)
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         // Not flushed: it only lets a restart re-apply sooner. Losing it is harmless, and since
-        // sled recovers a prefix of writes, a durable `committed` implies the entries it covers
-        // are durable too.
-        self.write_slot(Slot::Committed, &committed, ErrorSubject::Store).await
+        // the log recovers a prefix of its writes, a durable `committed` implies the entries it
+        // covers are durable too.
+        self.write_slot(Slot::Committed, &committed, ErrorSubject::Store)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.read_slot::<Option<LogId>>(Slot::Committed, ErrorSubject::Store).await?.flatten())
+        Ok(self.read_slot::<Option<LogId>>(Slot::Committed, ErrorSubject::Store)?.flatten())
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<GatiRaft>) -> Result<(), StorageError>
@@ -258,24 +238,23 @@ impl RaftLogStorage<GatiRaft> for LogAdapter {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let entries: Vec<Entry> = entries.into_iter().collect();
-        let log = self.log.clone();
-        run_blocking(ErrorVerb::Write, move || {
-            let mut encoded = Vec::with_capacity(entries.len());
-            for entry in &entries {
-                let body = encode(entry).map_err(|e| StorageIOError::write_log_entry(entry.log_id, &e))?;
-                encoded.push((entry.log_id.index, body));
-            }
-            log.append(encoded).map_err(|e| StorageIOError::write_logs(&e).into())
-        })
-        .await?;
+        let mut encoded = Vec::new();
+        for entry in entries {
+            let body = encode(&entry).map_err(|e| StorageIOError::write_log_entry(entry.log_id, &e))?;
+            encoded.push((entry.log_id.index, body));
+        }
+        self.log.append(encoded).map_err(|e| StorageIOError::write_logs(&e))?;
         // Readable now; openraft may count these entries towards a quorum only once the callback
         // fires, so it fires after the fsync, never before. The fsync runs in the flusher, not
         // here: openraft's core waits for `append` to return, and holding it through an fsync
         // would keep the leader from replicating the entry while it is being made durable here.
         if let Err(refused) = self.flusher.send(callback) {
-            // The flusher is gone only if the runtime is shutting down; flush inline instead.
-            let outcome = self.log.flush_async().await.map_err(|e| io::Error::other(e.to_string()));
+            // No flusher thread (it could not be started): flush before returning instead.
+            let log = self.log.clone();
+            let outcome = match tokio::task::spawn_blocking(move || log.flush()).await {
+                Ok(flushed) => flushed.map_err(|e| io::Error::other(e.to_string())),
+                Err(join) => Err(io::Error::other(join.to_string())),
+            };
             refused.0.log_io_completed(outcome);
         }
         Ok(())
@@ -283,19 +262,17 @@ impl RaftLogStorage<GatiRaft> for LogAdapter {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // Not flushed: truncated entries were never committed, and the append that follows a
-        // truncation is flushed, which makes the truncation durable first (sled's write order).
-        let log = self.log.clone();
-        run_blocking(ErrorVerb::Delete, move || {
-            log.truncate_from(log_id.index).map_err(|e| storage_error(ErrorSubject::Log(log_id), ErrorVerb::Delete, &e))
-        })
-        .await
+        // truncation is flushed, which makes the truncation durable first (the log's write order).
+        self.log
+            .truncate_from(log_id.index)
+            .map_err(|e| storage_error(ErrorSubject::Log(log_id), ErrorVerb::Delete, &e))
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // Watermark first: the removal is written after it, so a crash in between leaves extra
         // entries below the watermark (removed by the next purge), never a hole above it. The
-        // removal itself runs in the background (see `purge_in_steps`).
-        self.write_slot(Slot::LastPurged, &log_id, ErrorSubject::Logs).await?;
+        // removal itself runs in the background (see `purge_in_background`).
+        self.write_slot(Slot::LastPurged, &log_id, ErrorSubject::Logs)?;
         self.note_purged(Some(log_id));
         if self.purger.send(log_id.index).is_err() {
             // Shutting down: the next purge after a restart removes them.

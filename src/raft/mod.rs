@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use batcher::Batcher;
 use gati_core::{Applied, Command, GroupId, NodeId};
-use gati_meta::StateMachine;
 use gati_meta::log_store::LogStore;
+use gati_meta::{MetaStore, StateMachine};
 use openraft::error::{Fatal, InitializeError, RaftError as OpenRaftError};
 use openraft::metrics::WaitError;
 use openraft::{BasicNode, ChangeMembers, RaftMetrics, ServerState, SnapshotPolicy};
@@ -163,7 +163,7 @@ fn basic_nodes(members: &BTreeMap<NodeId, String>) -> BTreeMap<u64, BasicNode> {
 }
 
 impl RaftNode {
-    /// Starts this node's member of `group` with id `node_id` over `db`, applying to `sm`, and
+    /// Starts this node's member of `group` with id `node_id` over `store`, applying to `sm`, and
     /// registers it with the transport.
     ///
     /// A group that exists in the store resumes from its stored log, vote and state; otherwise
@@ -173,13 +173,13 @@ impl RaftNode {
     pub async fn start(
         group: GroupId,
         node_id: NodeId,
-        db: &sled::Db,
+        store: &MetaStore,
         sm: StateMachine,
         transport: &RaftShared,
         bootstrap: Bootstrap,
     ) -> Result<Self> {
-        let db = db.clone();
-        let log = match tokio::task::spawn_blocking(move || LogStore::open(&db, group)).await {
+        let store = store.clone();
+        let log = match tokio::task::spawn_blocking(move || store.log(group)).await {
             Ok(opened) => opened.map_err(RaftError::Storage)?,
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
             // The runtime is shutting down under us.
@@ -441,9 +441,10 @@ impl RaftNode {
         if tokio::time::timeout(ADAPTERS_RELEASE_WAIT, adapters_gone.wait()).await.is_err() {
             tracing::warn!(%group, node_id, "raft background tasks still hold the metadata store after shutdown");
         }
-        // Not needed for safety (the log is durable and replay is exact); it shortens replay.
-        if let Err(error) = self.log.flush_async().await {
-            tracing::error!(%error, %group, node_id, "flushing metadata at raft shutdown failed");
+        // Not needed for safety: what was reported durable is. It keeps what was appended since.
+        let log = self.log.clone();
+        if let Ok(Err(error)) = tokio::task::spawn_blocking(move || log.flush()).await {
+            tracing::error!(%error, %group, node_id, "flushing the raft log at shutdown failed");
         }
     }
 }

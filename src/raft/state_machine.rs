@@ -4,13 +4,16 @@
 //! Owns the consensus position of the state machine (last applied entry and membership, stored as
 //! opaque bytes in the same atomic write as each command's effects, see [`AppliedPosition`]) and
 //! the current snapshot, kept in the log store's `Snapshot` slot so that it survives restarts.
-//! It may call `gati_meta::StateMachine` and the snapshot slot of `gati_meta::LogStore`, both
-//! through the blocking pool (see `storage_io`); it must not touch log entries or the vote.
+//! It may call `gati_meta::StateMachine`, and of `gati_meta::LogStore` the snapshot slot and
+//! `make_durable_through`, all through the blocking pool (see `storage_io`); it must not touch log
+//! entries or the vote.
 //!
-//! Durability: `apply` does not flush. The log is durable and the position moves atomically with
-//! the state, so after a crash the stored state is exactly "applied through the stored position"
-//! and openraft re-applies the rest from the log. Snapshots are flushed when saved, because the log
-//! entries they cover may be purged right after.
+//! Durability: `apply` does not flush the state. It first makes sure the entries it applies are
+//! durable in this node's log (the state may be written out at any time, and must never be ahead
+//! of the log after a crash), and the position moves atomically with the state, so after a crash
+//! the stored state is exactly "applied through the stored position" and openraft re-applies the
+//! rest from the log. The state is flushed when a snapshot is saved, because the log entries the
+//! snapshot covers may be purged right after.
 //!
 //! Consistency of snapshots: openraft builds a snapshot in its own task while the state machine
 //! worker keeps applying. The exported state and the position in the snapshot's metadata must be
@@ -64,18 +67,19 @@ impl StateMachineAdapter {
         StateMachineAdapter { sm, log, exclusive: Arc::new(Mutex::new(())), _alive: alive }
     }
 
-    /// Writes `meta` and `data` as the current snapshot and makes it durable.
+    /// Makes the state durable, then writes `meta` and `data` as the current snapshot (durable
+    /// when the write returns). The state goes first: once the snapshot is saved, openraft may
+    /// purge the log entries it covers, and a restart must not find state older than the log.
     async fn save_snapshot(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
         let subject = ErrorSubject::Snapshot(Some(meta.signature()));
         let record =
             encode_snapshot_record(meta, data).map_err(|e| storage_error(subject.clone(), ErrorVerb::Write, &e))?;
-        let log = self.log.clone();
-        let slot_subject = subject.clone();
+        let (sm, log) = (self.sm.clone(), self.log.clone());
         run_blocking(ErrorVerb::Write, move || {
-            log.put_slot(Slot::Snapshot, &record).map_err(|e| storage_error(slot_subject, ErrorVerb::Write, &e))
+            sm.flush().map_err(|e| storage_error(subject.clone(), ErrorVerb::Write, &e))?;
+            log.put_slot(Slot::Snapshot, &record).map_err(|e| storage_error(subject, ErrorVerb::Write, &e))
         })
-        .await?;
-        self.log.flush_async().await.map_err(|e| storage_error(subject, ErrorVerb::Write, &e))
+        .await
     }
 }
 
@@ -147,9 +151,17 @@ impl RaftStateMachine<GatiRaft> for StateMachineAdapter {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        let sm = self.sm.clone();
+        let (sm, log) = (self.sm.clone(), self.log.clone());
         let guard = self.exclusive.clone();
         run_blocking(ErrorVerb::Write, move || {
+            // The state may reach disk at any time (sled flushes in the background), and after a
+            // crash it must not be ahead of this node's log: the log and the state are separate
+            // stores. An entry can be committed by the others before this node's own copy is
+            // synced, so make sure it is before applying it. Usually it already is.
+            if let Some(last) = entries.last() {
+                let last_id = last.log_id;
+                log.make_durable_through(last_id.index).map_err(|e| StorageIOError::apply(last_id, &e))?;
+            }
             let _exclusive = exclusive(&guard);
             let mut position = read_position(&sm)?;
             let mut outcomes = Vec::with_capacity(entries.len());

@@ -1,4 +1,4 @@
-//! Tests of the metadata group over real sled databases in temporary directories: openraft's
+//! Tests of the metadata group over real metadata stores in temporary directories: openraft's
 //! storage conformance suite, restart recovery of the adapters, and a node end to end.
 
 use std::collections::BTreeSet;
@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use gati_core::command::Rejection;
 use gati_core::{Applied, Command, Digest, GroupId, NodeId, RepoName, ShardId, Tag};
-use gati_meta::StateMachine;
-use gati_meta::log_store::LogStore;
+use gati_meta::{MetaStore, StateMachine};
 use openraft::storage::{RaftLogReader, RaftLogStorage, RaftLogStorageExt, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::{CommittedLeaderId, EntryPayload, Membership};
@@ -21,25 +20,15 @@ use super::{Bootstrap, RaftError, RaftNode, RaftShared};
 
 const GROUP: GroupId = GroupId::Shard(ShardId(3));
 
-/// Opens the test database; like `MetaStore::open`, waits a moment for a lock that background
-/// tasks of a just-dropped node (the flusher, the purger) release once they notice.
-fn open_db(dir: &TempDir) -> sled::Db {
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    loop {
-        match sled::Config::new().path(dir.path()).open() {
-            Ok(db) => return db,
-            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("could not acquire lock") => {
-                #[allow(clippy::disallowed_methods, reason = "synchronous open, bounded retry")]
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => panic!("temporary sled database opens: {e}"),
-        }
-    }
+/// Opens the test node's metadata store (which waits a moment for a lock that background tasks
+/// of a just-dropped node release once they notice).
+fn open_db(dir: &TempDir) -> MetaStore {
+    MetaStore::open(dir.path()).expect("temporary metadata store opens")
 }
 
-fn adapters(db: &sled::Db) -> (LogAdapter, StateMachineAdapter) {
-    let log = LogStore::open(db, GROUP).expect("log store opens");
-    let sm = StateMachine::open(db, GROUP).expect("state machine opens");
+fn adapters(db: &MetaStore) -> (LogAdapter, StateMachineAdapter) {
+    let log = db.log(GROUP).expect("log store opens");
+    let sm = db.state_machine(GROUP).expect("state machine opens");
     // No node waits for these adapters to be dropped, so the receiving half is not kept.
     let (alive, _) = adapter_liveness();
     (LogAdapter::new(log.clone(), alive.clone()), StateMachineAdapter::new(sm, log, alive))
@@ -149,7 +138,7 @@ async fn log_vote_state_and_snapshot_survive_reopening_the_database() {
     assert_eq!(after.last_purged, Some(log_id(1, 2)));
     assert_eq!(after.last_log, Some(log_id(2, 4)));
     assert_eq!(after.applied.0, Some(log_id(2, 3)));
-    let sm_handle = StateMachine::open(&db, GROUP).expect("state machine opens");
+    let sm_handle = db.state_machine(GROUP).expect("state machine opens");
     assert_eq!(sm_handle.blob_link(&repo(), &digest('a')).expect("query"), Some(7));
     assert_eq!(sm_handle.blob_link(&repo(), &digest('b')).expect("query"), None, "entry 4 was never applied");
 }
@@ -166,7 +155,7 @@ async fn purged_entries_are_hidden_at_once_and_removed_in_the_background() {
     let live: Vec<u64> = log.try_get_log_entries(..).await.expect("entries").iter().map(|e| e.log_id.index).collect();
     assert_eq!(live, vec![3, 4]);
     assert_eq!(log.limited_get_log_entries(1, 5).await.expect("entries").len(), 2);
-    let raw = LogStore::open(&db, GROUP).expect("log store opens");
+    let raw = db.log(GROUP).expect("log store opens");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while raw.range(..).expect("raw entries").len() > 2 {
         assert!(std::time::Instant::now() < deadline, "purged entries were never removed");
@@ -193,7 +182,7 @@ async fn an_installed_snapshot_replaces_the_state_and_becomes_current() {
     assert_eq!(follower.applied_state().await.expect("applied").0, Some(log_id(2, 4)));
     let current = follower.get_current_snapshot().await.expect("current").expect("a snapshot");
     assert_eq!(current.meta, snapshot.meta);
-    let sm = StateMachine::open(&follower_db, GROUP).expect("state machine opens");
+    let sm = follower_db.state_machine(GROUP).expect("state machine opens");
     assert_eq!(sm.blob_link(&repo(), &digest('b')).expect("query"), Some(9));
     assert_eq!(sm.blob_link(&repo(), &digest('c')).expect("query"), None, "state before the snapshot is gone");
 }
@@ -204,7 +193,7 @@ async fn a_single_node_commits_reads_snapshots_and_restarts() {
     let unknown_tag: Tag = "nope".parse().expect("valid tag");
     {
         let db = open_db(&dir);
-        let sm = StateMachine::open(&db, GROUP).expect("state machine opens");
+        let sm = db.state_machine(GROUP).expect("state machine opens");
         let node = RaftNode::start(GROUP, NodeId(1), &db, sm.clone(), &RaftShared::default(), Bootstrap::Solo)
             .await
             .expect("node starts and leads");
@@ -234,7 +223,7 @@ async fn a_single_node_commits_reads_snapshots_and_restarts() {
         assert_eq!(after_shutdown.code(), gati_core::ErrorCode::Unavailable);
     }
     let db = open_db(&dir);
-    let sm = StateMachine::open(&db, GROUP).expect("state machine opens");
+    let sm = db.state_machine(GROUP).expect("state machine opens");
     let node = RaftNode::start(GROUP, NodeId(1), &db, sm.clone(), &RaftShared::default(), Bootstrap::Solo)
         .await
         .expect("node restarts and leads");
@@ -247,7 +236,7 @@ async fn a_single_node_commits_reads_snapshots_and_restarts() {
 /// Starts a one-member group in `dir` and waits until it leads; returns it and its state machine.
 async fn solo_node(dir: &TempDir) -> (RaftNode, StateMachine) {
     let db = open_db(dir);
-    let sm = StateMachine::open(&db, GROUP).expect("state machine opens");
+    let sm = db.state_machine(GROUP).expect("state machine opens");
     let node = RaftNode::start(GROUP, NodeId(1), &db, sm.clone(), &RaftShared::default(), Bootstrap::Solo)
         .await
         .expect("node starts and leads");

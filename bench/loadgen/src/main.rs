@@ -522,7 +522,12 @@ fn seed_manifest(f: &HashMap<String, String>) -> String {
     let repo = flag(f, "repo");
     let tag = flag(f, "tag");
     let mut c = Conn::new(addr);
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+    // The tag goes into the image config, so manifests seeded under different tags differ and a
+    // load that moves a tag between two of them really changes it.
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{"Labels":{{"gati.bench.seed-tag":"{tag}"}}}},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+    )
+    .into_bytes();
     let layer = b"gati bench layer".repeat(64);
     let cd = format!("sha256:{}", hex(&sha256(&config)));
     let ld = format!("sha256:{}", hex(&sha256(&layer)));

@@ -10,6 +10,9 @@ pub enum MetaError {
     /// The storage engine failed (IO, disk full, corruption detected by the engine).
     #[error("metadata storage failed: {0}")]
     Storage(#[from] sled::Error),
+    /// Reading or writing the log's files failed.
+    #[error("metadata log file access failed: {0}")]
+    Io(#[from] std::io::Error),
     /// Stored bytes do not decode as what they must be.
     #[error("metadata store is corrupt: {0}")]
     Corrupt(String),

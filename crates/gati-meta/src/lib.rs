@@ -1,4 +1,4 @@
-//! The replicated state machine of Gati Registry and its durable log, over sled.
+//! The replicated state machine of Gati Registry over sled, and its durable log in segment files.
 //!
 //! Owns all registry metadata and the engine it lives in. Callers see engine-neutral types
 //! ([`StateMachine`], [`LogStore`], [`MetaStore`]); sled stays inside this crate (apart from the
@@ -17,7 +17,7 @@ pub mod state_machine;
 #[cfg(test)]
 mod tests;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use gati_core::GroupId;
 
@@ -25,11 +25,13 @@ pub use error::{MetaError, Result};
 pub use log_store::LogStore;
 pub use state_machine::StateMachine;
 
-/// The metadata database of one node: the state machine and Raft log of every consensus group the
-/// node takes part in, in one sled database (so one flush makes all of them durable).
+/// The metadata database of one node: the state machine of every consensus group the node takes
+/// part in, in one sled database, and each group's Raft log in its own directory beside it.
 #[derive(Clone)]
 pub struct MetaStore {
     db: sled::Db,
+    /// Where the groups' Raft logs live: `raft-log/<group>/` in the database's directory.
+    log_root: PathBuf,
 }
 
 impl MetaStore {
@@ -43,7 +45,7 @@ impl MetaStore {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
         loop {
             match sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open() {
-                Ok(db) => return Ok(MetaStore { db }),
+                Ok(db) => return Ok(MetaStore { db, log_root: dir.join("raft-log") }),
                 Err(sled::Error::Io(e))
                     if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline =>
                 {
@@ -62,7 +64,7 @@ impl MetaStore {
 
     /// Returns the log of consensus group `group`.
     pub fn log(&self, group: GroupId) -> Result<LogStore> {
-        LogStore::open(&self.db, group)
+        LogStore::open(&self.log_root, &self.db, group)
     }
 
     /// Records the shard count on the first start and returns the recorded one ever after: the

@@ -1,33 +1,84 @@
-//! The durable consensus log: opaque entries by index, plus a few named slots of opaque bytes.
+//! The durable consensus log of one group: opaque entries by index, plus a few named slots.
 //!
-//! Owns two sled trees per consensus group in the node's database: `<group>/raft_log` (entries
-//! keyed by their index as a big-endian `u64`, so key order is index order) and `<group>/raft_slots`
-//! (one value per [`Slot`]).
-//! It may call sled and nothing else. It must not touch the state machine's tree, and it knows
-//! nothing about Raft: entry bodies and slot values are encoded by the consensus adapter
-//! (`src/raft/` of the root crate), which is also the one that upholds Raft's rules (no holes,
-//! vote before append, ...). Keeping those rules out of here is what makes this API small enough to
-//! re-implement on another engine.
+//! Owns the group's directory, `<meta dir>/raft-log/<group>/`: append-only segment files
+//! (`<sequence as 16 hex digits>.log`) holding a stream of checksummed records, and the current
+//! snapshot in its own file (`snapshot`, replaced by rename). It knows nothing about Raft: entry
+//! bodies and slot values are encoded by the consensus adapter (`src/raft/` of the root crate),
+//! which is also the one that upholds Raft's rules (no holes, vote before append, ...).
+//!
+//! Why files and not sled, which holds the state machines: a sled flush hands the write to sled's
+//! IO thread pool, and every job on that pool wakes all of its idle threads. At one flush per
+//! replicated entry, those wake-ups were a third of a cluster node's CPU. Here a flush is one
+//! `fdatasync` on the caller's thread, and an append is one positioned write into the page cache.
 //!
 //! Durability contract: every write is visible to readers as soon as the call returns, and is
-//! durable only after a later [`LogStore::flush`] or [`LogStore::flush_async`] returns. A flush
-//! covers every earlier write of the whole database (sled flushes its shared page cache), and
-//! after a crash sled recovers a prefix of the writes in the order they were made; callers rely
-//! on that order, e.g. by persisting a purge watermark before purging
-//! (see [`LogStore::purge_through`]).
-//! Each single call is atomic: a crash never leaves half of one `append`, `truncate_from` or
-//! `purge_through` behind.
+//! durable only after a later [`LogStore::flush`] returns. A flush covers every earlier write of
+//! this log, and after a crash the log recovers a prefix of its writes in the order they were made
+//! (records are appended to one file at a time, and a segment is synced before the next one is
+//! started): callers rely on that order, e.g. by persisting a purge watermark before purging. A
+//! record torn by a crash is cut off when the log is opened. The snapshot slot is the exception:
+//! [`LogStore::put_slot`] makes it durable before it returns.
+//! A crash never leaves half of a record behind: `truncate_from`, `purge_through` and each slot
+//! write are one record each, so atomic; of one `append` it may keep a prefix of the entries,
+//! which is still a log without holes (and the append was never reported durable).
+//!
+//! Logs written by earlier versions into sled trees (`<group>/raft_log`, `<group>/raft_slots`) are
+//! moved here, once, when the log is first opened.
 
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
 use std::ops::{Bound, RangeBounds};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use crate::error::{MetaError, Result};
 
 use gati_core::GroupId;
 
-/// The tree holding a group's log entries, after the group's name and a slash.
-const ENTRIES_TREE: &str = "raft_log";
-/// The tree holding a group's named slots, after the group's name and a slash.
-const SLOTS_TREE: &str = "raft_slots";
+/// The sled tree that held a group's log entries before the log moved to files.
+const LEGACY_ENTRIES_TREE: &str = "raft_log";
+/// The sled tree that held a group's named slots before the log moved to files.
+const LEGACY_SLOTS_TREE: &str = "raft_slots";
+
+/// A new segment is started once the active one has grown past this (small in tests, so that
+/// they cross segment boundaries).
+const SEGMENT_BYTES: u64 = if cfg!(test) { 16 << 10 } else { 64 << 20 };
+/// The largest record the log accepts; a length field above it can only be damage.
+const MAX_RECORD_BYTES: usize = 1 << 30;
+/// Bytes before a record's payload: its length (u32), its CRC-32 (u32) and its kind (u8).
+const HEADER_BYTES: usize = 9;
+/// The file holding the snapshot slot.
+const SNAPSHOT_FILE: &str = "snapshot";
+
+/// What a record is. Stable: these bytes are on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Kind {
+    /// An entry: its index (u64, little-endian) and its body.
+    Entry = 1,
+    /// Every entry at this index (u64) or above is gone.
+    Truncate = 2,
+    /// Every entry at this index (u64) or below is gone.
+    Purge = 3,
+    /// A slot (one byte, [`Slot::code`]) now holds the rest of the payload.
+    SlotSet = 4,
+    /// A slot (one byte) is now empty.
+    SlotClear = 5,
+}
+
+impl Kind {
+    fn from_byte(byte: u8) -> Option<Kind> {
+        Some(match byte {
+            1 => Kind::Entry,
+            2 => Kind::Truncate,
+            3 => Kind::Purge,
+            4 => Kind::SlotSet,
+            5 => Kind::SlotClear,
+            _ => return None,
+        })
+    }
+}
 
 /// A named place for one opaque value kept next to the log.
 ///
@@ -45,9 +96,26 @@ pub enum Slot {
     Snapshot,
 }
 
+/// The slots kept in the record stream (the snapshot has its own file).
+const STREAM_SLOTS: [Slot; 3] = [Slot::Vote, Slot::Committed, Slot::LastPurged];
+
 impl Slot {
-    /// Returns the key of the slot in the slots tree. Stable: these bytes are on disk.
-    fn key(self) -> &'static [u8] {
+    /// The slot's byte in a record. Stable: it is on disk.
+    fn code(self) -> u8 {
+        match self {
+            Slot::Vote => 1,
+            Slot::Committed => 2,
+            Slot::LastPurged => 3,
+            Slot::Snapshot => 4,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Slot> {
+        STREAM_SLOTS.into_iter().find(|s| s.code() == code)
+    }
+
+    /// The slot's key in the legacy sled slots tree.
+    fn legacy_key(self) -> &'static [u8] {
         match self {
             Slot::Vote => b"vote",
             Slot::Committed => b"committed",
@@ -57,59 +125,167 @@ impl Slot {
     }
 }
 
-/// A handle to the durable log of one consensus group; cheap to clone (clones share the trees).
+/// One segment file.
+struct Segment {
+    seq: u64,
+    file: Arc<File>,
+    /// Bytes written so far, which is where the next record goes.
+    len: u64,
+}
+
+/// Where an entry's body is.
+#[derive(Clone, Copy)]
+struct Location {
+    seq: u64,
+    offset: u64,
+    len: u32,
+    /// Where its record ends: the entry is durable once a flush has covered this far.
+    end: u64,
+}
+
+/// A position in the record stream: (segment, byte offset).
+type Position = (u64, u64);
+
+struct State {
+    /// Oldest first; the last one is the active segment, the only one written to.
+    segments: VecDeque<Segment>,
+    /// Live entries by index. Index order is also the order they were written in: an append at
+    /// or below the last index first drops everything from there on.
+    entries: BTreeMap<u64, Location>,
+    slots: HashMap<Slot, Vec<u8>>,
+    /// Everything before this position is on disk.
+    durable: Position,
+    /// Set by a failed write or sync. After one, what reached the disk is unknown, so every later
+    /// call fails and the node stops; reopening the log recovers what is durable.
+    failed: Option<String>,
+}
+
+/// A handle to the durable log of one consensus group; cheap to clone (clones share the log).
 #[derive(Clone)]
 pub struct LogStore {
-    entries: sled::Tree,
-    slots: sled::Tree,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    dir: PathBuf,
+    state: Mutex<State>,
+}
+
+/// Logs open in this process, by directory: opening the same log twice (a node restarted inside
+/// one process, a test reading what an adapter wrote) must share one writer.
+fn open_logs() -> MutexGuard<'static, HashMap<PathBuf, Weak<Shared>>> {
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> = OnceLock::new();
+    OPEN.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl LogStore {
-    /// Opens (or creates) the log of consensus group `group` in `db`. Each group has its own trees,
-    /// so groups never see each other's entries, while one flush covers them all.
-    pub fn open(db: &sled::Db, group: GroupId) -> Result<Self> {
-        Ok(LogStore {
-            entries: db.open_tree(format!("{group}/{ENTRIES_TREE}"))?,
-            slots: db.open_tree(format!("{group}/{SLOTS_TREE}"))?,
-        })
+    /// Opens (or creates) the log of consensus group `group` under `root` (one directory per
+    /// group). `db` is the node's sled database, from which a log written by an earlier version is
+    /// moved over the first time.
+    pub fn open(root: &Path, db: &sled::Db, group: GroupId) -> Result<Self> {
+        let dir = root.join(group.to_string());
+        let mut open = open_logs();
+        if let Some(shared) = open.get(&dir).and_then(Weak::upgrade) {
+            return Ok(LogStore { shared });
+        }
+        if !dir.try_exists()? {
+            migrate_from_sled(root, &dir, db, group)?;
+        }
+        drop_legacy_trees(db, group)?;
+        let state = replay(&dir)?;
+        let shared = Arc::new(Shared { dir: dir.clone(), state: Mutex::new(state) });
+        open.retain(|_, weak| weak.strong_count() > 0);
+        open.insert(dir, Arc::downgrade(&shared));
+        Ok(LogStore { shared })
     }
 
-    /// Writes entries (index, body) in one atomic batch, replacing any entry at the same index.
+    fn state(&self) -> Result<MutexGuard<'_, State>> {
+        let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        match &state.failed {
+            Some(why) => Err(MetaError::Corrupt(format!("the log stopped after a failed write: {why}"))),
+            None => Ok(state),
+        }
+    }
+
+    /// Writes entries (index, body) in one batch, replacing any entry at the same index or above.
     ///
     /// The entries are readable when this returns but durable only after a flush. Indices within
-    /// one call must be consecutive and ascending: the log never has holes, and a gap inside one
-    /// batch can only be a caller bug.
+    /// one call must be consecutive and ascending.
     pub fn append(&self, entries: impl IntoIterator<Item = (u64, Vec<u8>)>) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        let mut previous: Option<u64> = None;
-        for (index, body) in entries {
-            debug_assert!(
-                previous.is_none_or(|p| p.checked_add(1) == Some(index)),
-                "log entries of one append must be consecutive: {previous:?} then {index}"
-            );
-            previous = Some(index);
-            batch.insert(&index.to_be_bytes(), body);
+        let entries: Vec<(u64, Vec<u8>)> = entries.into_iter().collect();
+        let Some(&(start, _)) = entries.first() else {
+            return Ok(());
+        };
+        for pair in entries.windows(2) {
+            if pair[0].0.checked_add(1) != Some(pair[1].0) {
+                return Err(MetaError::Corrupt(format!(
+                    "log entries of one append must be consecutive: {} then {}",
+                    pair[0].0, pair[1].0
+                )));
+            }
         }
-        self.entries.apply_batch(batch)?;
+        let mut state = self.state()?;
+        let overwrites = state.last_index().is_some_and(|last| start <= last);
+        let mut frames = Vec::new();
+        if overwrites {
+            encode(&mut frames, Kind::Truncate, &start.to_le_bytes());
+        }
+        let mut bodies = Vec::with_capacity(entries.len());
+        for (index, body) in &entries {
+            let before = frames.len();
+            let mut payload = Vec::with_capacity(8 + body.len());
+            payload.extend_from_slice(&index.to_le_bytes());
+            payload.extend_from_slice(body);
+            encode(&mut frames, Kind::Entry, &payload);
+            bodies.push((before + HEADER_BYTES + 8, body.len(), frames.len()));
+        }
+        let (seq, base) = self.write(&mut state, &frames)?;
+        if overwrites {
+            state.truncate(start);
+        }
+        for (&(index, _), &(offset, len, end)) in entries.iter().zip(&bodies) {
+            let location = Location { seq, offset: base + offset as u64, len: len as u32, end: base + end as u64 };
+            state.entries.insert(index, location);
+        }
         Ok(())
     }
 
-    /// Makes every earlier write of the database durable (fsync), without blocking the caller's
-    /// thread: the flush runs on sled's IO thread pool and this future waits for it.
-    pub async fn flush_async(&self) -> Result<()> {
-        self.entries.flush_async().await?;
-        Ok(())
-    }
-
-    /// Makes every earlier write of the database durable (fsync), blocking until it is.
+    /// Makes every earlier write durable (`fdatasync`), blocking until it is.
     pub fn flush(&self) -> Result<()> {
-        self.entries.flush()?;
+        let (file, target) = {
+            let state = self.state()?;
+            let active = state.active();
+            (active.file.clone(), (active.seq, active.len))
+        };
+        if self.state()?.durable >= target {
+            return Ok(());
+        }
+        if let Err(error) = file.sync_data() {
+            let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.failed = Some(format!("fsync: {error}"));
+            return Err(error.into());
+        }
+        let mut state = self.state()?;
+        state.durable = state.durable.max(target);
         Ok(())
+    }
+
+    /// Makes the entry at `index` durable if it is held and not durable yet. An entry that is
+    /// not held (purged, or never written) needs nothing.
+    pub fn make_durable_through(&self, index: u64) -> Result<()> {
+        let pending = {
+            let state = self.state()?;
+            match state.location(index) {
+                Some(at) => state.durable < (at.seq, at.end),
+                None => false,
+            }
+        };
+        if pending { self.flush() } else { Ok(()) }
     }
 
     /// Returns the body of the entry at `index`, if present.
     pub fn get(&self, index: u64) -> Result<Option<Vec<u8>>> {
-        Ok(self.entries.get(index.to_be_bytes())?.map(|v| v.to_vec()))
+        Ok(self.range(index..=index)?.pop().map(|(_, body)| body))
     }
 
     /// Returns the present entries whose index is in `range`, in index order. Missing indices are
@@ -126,74 +302,457 @@ impl LogStore {
         let Some((first, last)) = inclusive_bounds(&range) else {
             return Ok(Vec::new());
         };
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
-        for item in self.entries.range(first.to_be_bytes()..=last.to_be_bytes()) {
-            if !out.is_empty() && bytes >= max_bytes {
-                break;
+        // Locations and file handles are taken under the lock, the reads done outside it: a
+        // segment deleted meanwhile stays readable through its open handle, and records are never
+        // rewritten in place.
+        let mut wanted = Vec::new();
+        {
+            let state = self.state()?;
+            let mut bytes = 0usize;
+            for (&index, &at) in state.entries.range(first..=last) {
+                if !wanted.is_empty() && bytes >= max_bytes {
+                    break;
+                }
+                bytes = bytes.saturating_add(at.len as usize);
+                wanted.push((index, at, state.file(at.seq)?));
             }
-            let (key, value) = item?;
-            bytes = bytes.saturating_add(value.len());
-            out.push((decode_index(&key)?, value.to_vec()));
+        }
+        let mut out = Vec::with_capacity(wanted.len());
+        for (index, at, file) in wanted {
+            let mut body = vec![0; at.len as usize];
+            file.read_exact_at(&mut body, at.offset)?;
+            out.push((index, body));
         }
         Ok(out)
     }
 
     /// Returns the entry with the lowest index, if the log holds any.
     pub fn first(&self) -> Result<Option<(u64, Vec<u8>)>> {
-        self.entries.first()?.map(|(k, v)| Ok((decode_index(&k)?, v.to_vec()))).transpose()
+        let Some(first) = self.state()?.entries.keys().next().copied() else {
+            return Ok(None);
+        };
+        Ok(self.range(first..=first)?.pop())
     }
 
     /// Returns the entry with the highest index, if the log holds any.
     pub fn last(&self) -> Result<Option<(u64, Vec<u8>)>> {
-        self.entries.last()?.map(|(k, v)| Ok((decode_index(&k)?, v.to_vec()))).transpose()
+        let Some(last) = self.state()?.last_index() else {
+            return Ok(None);
+        };
+        Ok(self.range(last..=last)?.pop())
     }
 
     /// Removes every entry with an index of `index` or more, atomically.
     pub fn truncate_from(&self, index: u64) -> Result<()> {
-        self.remove_keys(self.entries.range(index.to_be_bytes()..))
+        let mut state = self.state()?;
+        if state.last_index().is_none_or(|last| index > last) {
+            return Ok(());
+        }
+        let mut frame = Vec::new();
+        encode(&mut frame, Kind::Truncate, &index.to_le_bytes());
+        self.write(&mut state, &frame)?;
+        state.truncate(index);
+        Ok(())
     }
 
-    /// Removes every entry with an index of `index` or less, atomically.
+    /// Removes every entry with an index of `index` or less, atomically, and deletes the segment
+    /// files that then hold nothing live. Durable when it returns (the record is synced before
+    /// any file is deleted).
     ///
     /// A caller that keeps a purge watermark (e.g. in [`Slot::LastPurged`]) must write it before
     /// calling this: a crash in between then leaves a few already-purged entries behind, which the
     /// next purge removes, instead of a log whose first entry is past the watermark's successor.
     pub fn purge_through(&self, index: u64) -> Result<()> {
-        self.remove_keys(self.entries.range(..=index.to_be_bytes()))
-    }
-
-    /// Removes every key an iterator yields, in one atomic batch.
-    fn remove_keys(&self, keys: sled::Iter) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        for key in keys.keys() {
-            batch.remove(key?);
+        {
+            let mut state = self.state()?;
+            if state.entries.keys().next().is_none_or(|&first| first > index) {
+                return Ok(());
+            }
+            let mut frame = Vec::new();
+            encode(&mut frame, Kind::Purge, &index.to_le_bytes());
+            self.write(&mut state, &frame)?;
+            state.purge(index);
         }
-        self.entries.apply_batch(batch)?;
+        self.flush()?;
+        // A segment older than the one holding the first live entry holds nothing live (live
+        // entries are in index order and were written in that order), and its slot values were
+        // copied into every later segment. Only such a prefix goes: replaying what remains, in
+        // order, rebuilds the same log.
+        let doomed: Vec<u64> = {
+            let mut state = self.state()?;
+            let keep_from = state.entries.values().next().map_or(state.active().seq, |first| first.seq);
+            let mut doomed = Vec::new();
+            while state.segments.len() > 1 && state.segments[0].seq < keep_from {
+                if let Some(segment) = state.segments.pop_front() {
+                    doomed.push(segment.seq);
+                }
+            }
+            doomed
+        };
+        for seq in doomed {
+            let path = segment_path(&self.shared.dir, seq);
+            if let Err(error) = fs::remove_file(&path) {
+                // Harmless: replay drops its entries again (they are below the purge point).
+                if error.kind() != std::io::ErrorKind::NotFound {
+                    return Err(error.into());
+                }
+            }
+        }
         Ok(())
     }
 
-    /// Stores `value` in `slot`, replacing what was there. Durable only after a flush.
+    /// Stores `value` in `slot`, replacing what was there. Durable only after a flush, except the
+    /// snapshot, which is durable when this returns.
     pub fn put_slot(&self, slot: Slot, value: &[u8]) -> Result<()> {
-        self.slots.insert(slot.key(), value)?;
+        if slot == Slot::Snapshot {
+            return write_file_atomically(&self.shared.dir, SNAPSHOT_FILE, value);
+        }
+        let mut state = self.state()?;
+        let mut payload = Vec::with_capacity(1 + value.len());
+        payload.push(slot.code());
+        payload.extend_from_slice(value);
+        let mut frame = Vec::new();
+        encode(&mut frame, Kind::SlotSet, &payload);
+        self.write(&mut state, &frame)?;
+        state.slots.insert(slot, value.to_vec());
         Ok(())
     }
 
     /// Returns the value in `slot`, if one was stored.
     pub fn get_slot(&self, slot: Slot) -> Result<Option<Vec<u8>>> {
-        Ok(self.slots.get(slot.key())?.map(|v| v.to_vec()))
+        if slot == Slot::Snapshot {
+            return match fs::read(self.shared.dir.join(SNAPSHOT_FILE)) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            };
+        }
+        Ok(self.state()?.slots.get(&slot).cloned())
     }
 
-    /// Empties `slot`. Durable only after a flush.
+    /// Empties `slot`. Durable only after a flush, except the snapshot's, which is durable when
+    /// this returns.
     pub fn remove_slot(&self, slot: Slot) -> Result<()> {
-        self.slots.remove(slot.key())?;
+        if slot == Slot::Snapshot {
+            match fs::remove_file(self.shared.dir.join(SNAPSHOT_FILE)) {
+                Ok(()) => return sync_dir(&self.shared.dir),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut state = self.state()?;
+        let mut frame = Vec::new();
+        encode(&mut frame, Kind::SlotClear, &[slot.code()]);
+        self.write(&mut state, &frame)?;
+        state.slots.remove(&slot);
+        Ok(())
+    }
+
+    /// Appends encoded records to the active segment, starting a new segment first if the active
+    /// one is full. Returns the segment and offset the records were written at.
+    fn write(&self, state: &mut State, frames: &[u8]) -> Result<Position> {
+        if state.active().len >= SEGMENT_BYTES {
+            self.roll(state)?;
+        }
+        let active = state.active();
+        let (seq, at, file) = (active.seq, active.len, active.file.clone());
+        if let Err(error) = file.write_all_at(frames, at) {
+            state.failed = Some(format!("write: {error}"));
+            return Err(error.into());
+        }
+        if let Some(active) = state.segments.back_mut() {
+            active.len += frames.len() as u64;
+        }
+        Ok((seq, at))
+    }
+
+    /// Seals the active segment (synced, so that a crash never keeps a later segment without an
+    /// earlier one's records) and starts the next, which opens with every slot's value: older
+    /// segments can then be deleted without losing them.
+    fn roll(&self, state: &mut State) -> Result<()> {
+        let sealed = state.active();
+        let (file, target) = (sealed.file.clone(), (sealed.seq, sealed.len));
+        if let Err(error) = file.sync_data() {
+            state.failed = Some(format!("fsync: {error}"));
+            return Err(error.into());
+        }
+        state.durable = state.durable.max(target);
+        let seq = target.0 + 1;
+        let segment = create_segment(&self.shared.dir, seq)?;
+        state.segments.push_back(segment);
+        state.durable = state.durable.max((seq, 0));
+        let mut frames = Vec::new();
+        for slot in STREAM_SLOTS {
+            if let Some(value) = state.slots.get(&slot) {
+                let mut payload = vec![slot.code()];
+                payload.extend_from_slice(value);
+                encode(&mut frames, Kind::SlotSet, &payload);
+            }
+        }
+        let active = state.active();
+        let file = active.file.clone();
+        if let Err(error) = file.write_all_at(&frames, 0) {
+            state.failed = Some(format!("write: {error}"));
+            return Err(error.into());
+        }
+        if let Some(active) = state.segments.back_mut() {
+            active.len = frames.len() as u64;
+        }
         Ok(())
     }
 }
 
+impl State {
+    fn empty() -> State {
+        State {
+            segments: VecDeque::new(),
+            entries: BTreeMap::new(),
+            slots: HashMap::new(),
+            durable: (0, 0),
+            failed: None,
+        }
+    }
+
+    #[allow(clippy::expect_used, reason = "a replayed log always has an active segment")]
+    fn active(&self) -> &Segment {
+        self.segments.back().expect("the log always has an active segment")
+    }
+
+    fn last_index(&self) -> Option<u64> {
+        self.entries.keys().next_back().copied()
+    }
+
+    fn location(&self, index: u64) -> Option<Location> {
+        self.entries.get(&index).copied()
+    }
+
+    fn file(&self, seq: u64) -> Result<Arc<File>> {
+        self.segments
+            .iter()
+            .find(|s| s.seq == seq)
+            .map(|s| s.file.clone())
+            .ok_or_else(|| MetaError::Corrupt(format!("log segment {seq} is gone but holds a live entry")))
+    }
+
+    fn truncate(&mut self, from: u64) {
+        self.entries.split_off(&from);
+    }
+
+    fn purge(&mut self, through: u64) {
+        self.entries = match through.checked_add(1) {
+            Some(keep) => self.entries.split_off(&keep),
+            None => BTreeMap::new(),
+        };
+    }
+
+    /// Applies one replayed record.
+    fn replay(&mut self, kind: Kind, payload: &[u8], at: Location) -> Result<()> {
+        match kind {
+            Kind::Entry => {
+                let index = read_u64(payload)?;
+                // As a live append does: writing at or below the last index drops the rest.
+                self.truncate(index);
+                self.entries.insert(index, Location { offset: at.offset + 8, len: at.len - 8, ..at });
+            }
+            Kind::Truncate => self.truncate(read_u64(payload)?),
+            Kind::Purge => self.purge(read_u64(payload)?),
+            Kind::SlotSet | Kind::SlotClear => {
+                let (&code, value) =
+                    payload.split_first().ok_or_else(|| MetaError::Corrupt("log slot record is empty".into()))?;
+                let slot = Slot::from_code(code)
+                    .ok_or_else(|| MetaError::Corrupt(format!("log slot record names slot {code}")))?;
+                if kind == Kind::SlotSet {
+                    self.slots.insert(slot, value.to_vec());
+                } else {
+                    self.slots.remove(&slot);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_u64(payload: &[u8]) -> Result<u64> {
+    let bytes: [u8; 8] = payload
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| MetaError::Corrupt(format!("log record of {} bytes lacks its index", payload.len())))?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+/// Appends one record to `out`: length, CRC-32 of kind and payload, kind, payload.
+fn encode(out: &mut Vec<u8>, kind: Kind, payload: &[u8]) {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&[kind as u8]);
+    crc.update(payload);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    out.push(kind as u8);
+    out.extend_from_slice(payload);
+}
+
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:016x}.log"))
+}
+
+fn create_segment(dir: &Path, seq: u64) -> Result<Segment> {
+    let file = OpenOptions::new().read(true).write(true).create_new(true).open(segment_path(dir, seq))?;
+    // The new name must survive a crash along with what is later synced into the file.
+    sync_dir(dir)?;
+    Ok(Segment { seq, file: Arc::new(file), len: 0 })
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Replaces `dir/name` with `bytes`, durably: a crash leaves either the old file or the new one.
+fn write_file_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    {
+        let file = File::create(&tmp)?;
+        file.write_all_at(bytes, 0)?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, dir.join(name))?;
+    sync_dir(dir)
+}
+
+/// Reads every segment of `dir` in order and rebuilds the log's state. A torn record at the end
+/// of the last segment (a crash during a write) is cut off; damage anywhere else is corruption.
+fn replay(dir: &Path) -> Result<State> {
+    let mut seqs = Vec::new();
+    for item in fs::read_dir(dir)? {
+        let name = item?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(seq) = name.strip_suffix(".log").and_then(|hex| u64::from_str_radix(hex, 16).ok()) {
+            seqs.push(seq);
+        }
+    }
+    seqs.sort_unstable();
+    let mut state = State::empty();
+    let count = seqs.len();
+    for (i, seq) in seqs.into_iter().enumerate() {
+        let last = i + 1 == count;
+        let path = segment_path(dir, seq);
+        let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        let bytes = fs::read(&path)?;
+        state.segments.push_back(Segment { seq, file: Arc::new(file), len: 0 });
+        let mut at = 0usize;
+        let valid_end = loop {
+            let Some(header) = bytes.get(at..at + HEADER_BYTES) else {
+                break at;
+            };
+            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+            let Some(payload) =
+                (len <= MAX_RECORD_BYTES).then(|| bytes.get(at + HEADER_BYTES..at + HEADER_BYTES + len)).flatten()
+            else {
+                break at;
+            };
+            let mut check = crc32fast::Hasher::new();
+            check.update(&[header[8]]);
+            check.update(payload);
+            let (Some(kind), true) = (Kind::from_byte(header[8]), check.finalize() == crc) else {
+                break at;
+            };
+            let end = (at + HEADER_BYTES + len) as u64;
+            let location = Location { seq, offset: (at + HEADER_BYTES) as u64, len: len as u32, end };
+            state.replay(kind, payload, location)?;
+            at += HEADER_BYTES + len;
+        };
+        if valid_end != bytes.len() {
+            if !last {
+                return Err(MetaError::Corrupt(format!(
+                    "log segment {} is damaged at byte {valid_end} of {}",
+                    path.display(),
+                    bytes.len()
+                )));
+            }
+            tracing::warn!(
+                segment = %path.display(),
+                valid = valid_end,
+                total = bytes.len(),
+                "cutting off a record torn by a crash at the end of the raft log"
+            );
+            let segment = state.active();
+            segment.file.set_len(valid_end as u64)?;
+            segment.file.sync_all()?;
+        }
+        if let Some(segment) = state.segments.back_mut() {
+            segment.len = valid_end as u64;
+        }
+    }
+    if state.segments.is_empty() {
+        state.segments.push_back(create_segment(dir, 1)?);
+    }
+    let active = state.active();
+    state.durable = (active.seq, active.len);
+    Ok(state)
+}
+
+/// Moves a log written by an earlier version from sled into a new directory `dir`. The new log is
+/// written beside it, synced, and renamed into place, so a crash leaves either no directory (and
+/// the sled trees, so this runs again) or the whole log.
+fn migrate_from_sled(root: &Path, dir: &Path, db: &sled::Db, group: GroupId) -> Result<()> {
+    fs::create_dir_all(root)?;
+    let staging = root.join(format!("{group}.new"));
+    if staging.try_exists()? {
+        fs::remove_dir_all(&staging)?;
+    }
+    fs::create_dir(&staging)?;
+    let names = db.tree_names();
+    let has = |tree: &str| names.iter().any(|n| n.as_ref() == format!("{group}/{tree}").as_bytes());
+    let mut frames = Vec::new();
+    if has(LEGACY_SLOTS_TREE) {
+        let slots = db.open_tree(format!("{group}/{LEGACY_SLOTS_TREE}"))?;
+        for slot in STREAM_SLOTS {
+            if let Some(value) = slots.get(slot.legacy_key())? {
+                let mut payload = vec![slot.code()];
+                payload.extend_from_slice(&value);
+                encode(&mut frames, Kind::SlotSet, &payload);
+            }
+        }
+        if let Some(snapshot) = slots.get(Slot::Snapshot.legacy_key())? {
+            write_file_atomically(&staging, SNAPSHOT_FILE, &snapshot)?;
+        }
+    }
+    if has(LEGACY_ENTRIES_TREE) {
+        for item in db.open_tree(format!("{group}/{LEGACY_ENTRIES_TREE}"))?.iter() {
+            let (key, body) = item?;
+            let bytes: [u8; 8] = key
+                .as_ref()
+                .try_into()
+                .map_err(|_| MetaError::Corrupt(format!("legacy log key of {} bytes, expected 8", key.len())))?;
+            let mut payload = u64::from_be_bytes(bytes).to_le_bytes().to_vec();
+            payload.extend_from_slice(&body);
+            encode(&mut frames, Kind::Entry, &payload);
+        }
+    }
+    let segment = create_segment(&staging, 1)?;
+    segment.file.write_all_at(&frames, 0)?;
+    segment.file.sync_all()?;
+    sync_dir(&staging)?;
+    fs::rename(&staging, dir)?;
+    sync_dir(root)
+}
+
+/// Drops the sled trees of a log that now lives in files (left behind if a crash came between the
+/// move and the drop).
+fn drop_legacy_trees(db: &sled::Db, group: GroupId) -> Result<()> {
+    let mut dropped = false;
+    for tree in [LEGACY_ENTRIES_TREE, LEGACY_SLOTS_TREE] {
+        dropped |= db.drop_tree(format!("{group}/{tree}"))?;
+    }
+    if dropped {
+        db.flush()?;
+    }
+    Ok(())
+}
+
 /// Turns any range of indices into `(first, last)`, both inclusive, or `None` if it is empty.
-/// Working with inclusive ends avoids overflow at `u64::MAX` and hands sled only ranges whose
-/// start is not after their end.
+/// Working with inclusive ends avoids overflow at `u64::MAX`.
 fn inclusive_bounds(range: &impl RangeBounds<u64>) -> Option<(u64, u64)> {
     let first = match range.start_bound() {
         Bound::Included(&s) => s,
@@ -208,205 +767,5 @@ fn inclusive_bounds(range: &impl RangeBounds<u64>) -> Option<(u64, u64)> {
     (first <= last).then_some((first, last))
 }
 
-/// Decodes an entry key; anything but 8 bytes means the tree holds something this module never
-/// wrote.
-fn decode_index(key: &[u8]) -> Result<u64> {
-    let bytes: [u8; 8] =
-        key.try_into().map_err(|_| MetaError::Corrupt(format!("log key of {} bytes, expected 8", key.len())))?;
-    Ok(u64::from_be_bytes(bytes))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Tests return errors rather than unwrap: `?` reports which call failed.
-    type TestResult<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
-
-    fn temp_db() -> TestResult<(tempfile::TempDir, sled::Db)> {
-        let dir = tempfile::tempdir()?;
-        let db = sled::Config::new().path(dir.path()).open()?;
-        Ok((dir, db))
-    }
-
-    fn body(i: u64) -> Vec<u8> {
-        format!("entry-{i}").into_bytes()
-    }
-
-    fn filled(db: &sled::Db, indices: std::ops::RangeInclusive<u64>) -> Result<LogStore> {
-        let log = LogStore::open(db, GroupId::Meta)?;
-        log.append(indices.map(|i| (i, body(i))))?;
-        Ok(log)
-    }
-
-    fn indices(entries: &[(u64, Vec<u8>)]) -> Vec<u64> {
-        entries.iter().map(|(i, _)| *i).collect()
-    }
-
-    /// Drives a future to completion on the current thread; enough for sled's flush future, which
-    /// is completed by sled's own IO thread and needs no reactor.
-    fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-        use std::sync::Arc;
-        use std::task::{Context, Poll, Wake, Waker};
-
-        struct Unpark(std::thread::Thread);
-        impl Wake for Unpark {
-            fn wake(self: Arc<Self>) {
-                self.0.unpark();
-            }
-        }
-        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-        let mut cx = Context::from_waker(&waker);
-        let mut fut = std::pin::pin!(fut);
-        loop {
-            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-                return out;
-            }
-            std::thread::park();
-        }
-    }
-
-    #[test]
-    fn an_empty_log_has_no_entries_and_no_slots() -> TestResult {
-        let (_dir, db) = temp_db()?;
-        let log = LogStore::open(&db, GroupId::Meta)?;
-        assert_eq!(log.first()?, None);
-        assert_eq!(log.last()?, None);
-        assert!(log.range(..)?.is_empty());
-        assert_eq!(log.get(0)?, None);
-        assert_eq!(log.get_slot(Slot::Vote)?, None);
-        Ok(())
-    }
-
-    #[test]
-    fn appended_entries_come_back_in_index_order() -> TestResult {
-        let (_dir, db) = temp_db()?;
-        let log = filled(&db, 1..=300)?;
-        assert_eq!(log.first()?, Some((1, body(1))));
-        assert_eq!(log.last()?, Some((300, body(300))));
-        assert_eq!(log.get(256)?, Some(body(256)));
-        // 255 -> 256 crosses a byte boundary: big-endian keys keep numeric order.
-        assert_eq!(indices(&log.range(254..258)?), vec![254, 255, 256, 257]);
-        assert_eq!(log.range(5..=5)?, vec![(5, body(5))]);
-        Ok(())
-    }
-
-    #[test]
-    fn range_accepts_every_bound_shape_including_empty_and_inverted_ones() -> TestResult {
-        let (_dir, db) = temp_db()?;
-        let log = filled(&db, 0..=9)?;
-        assert_eq!(indices(&log.range(..)?), (0..=9).collect::<Vec<_>>());
-        assert_eq!(indices(&log.range(7..)?), vec![7, 8, 9]);
-        assert_eq!(indices(&log.range(..2)?), vec![0, 1]);
-        assert_eq!(indices(&log.range(..=2)?), vec![0, 1, 2]);
-        let excluded_start = (Bound::Excluded(7), Bound::Unbounded);
-        assert_eq!(indices(&log.range(excluded_start)?), vec![8, 9]);
-        assert!(log.range(3..3)?.is_empty());
-        assert!(log.range(..0)?.is_empty());
-        #[allow(clippy::reversed_empty_ranges)]
-        let inverted = 6..2;
-        assert!(log.range(inverted)?.is_empty());
-        assert!(log.range((Bound::Excluded(u64::MAX), Bound::Unbounded))?.is_empty());
-        assert!(log.range(20..)?.is_empty());
-        Ok(())
-    }
-
-    #[test]
-    fn range_limited_stops_at_the_byte_budget_but_always_returns_one_entry() -> TestResult {
-        let (_dir, db) = temp_db()?;
-        let log = LogStore::open(&db, GroupId::Meta)?;
-        log.append((1..=10).map(|i| (i, vec![0u8; 100])))?;
-        assert_eq!(indices(&log.range_limited(1..=10, 250)?), vec![1, 2, 3]);
-        assert_eq!(indices(&log.range_limited(4..=10, 1)?), vec![4]);
-        assert_eq!(indices(&log.range_limited(4..=10, 0)?), vec![4]);
-        assert!(log.range_limited(11.., 0)?.is_empty());
-        Ok(())
-    }
-
-    #[test]
-    fn truncate_removes_the_tail_and_purge_removes_the_head() -> TestResult {
-        let (_dir, db) = temp_db()?;
-        let log = filled(&db, 1..=10)?;
-        log.truncate_from(8)?;
-        assert_eq!(log.last()?, Some((7, body(7))));
-        log.purge_through(3)?;
-        assert_eq!(log.first()?, Some((4, body(4))));
-        assert_eq!(indices(&log.range(..)?), vec![4, 5, 6, 7]);
-        // Both accept positions beyond what is stored.
-        log.truncate_from(100)?;
-        log.purge_through(2)?;
-        assert_eq!(indices(&log.range(..)?), vec![4, 5, 6, 7]);
-        log.purge_through(u64::MAX)?;
-        assert_eq!(log.last()?, None);
-        Ok(())
-    }
-
-    #[test]
-    fn append_after_truncate_replaces_the_tail() -> TestResult {
-        let (_dir, db) = temp_db()?;
-        let log = filled(&db, 1..=5)?;
-        log.truncate_from(4)?;
-        log.append([(4, b"new-4".to_vec())])?;
-        assert_eq!(log.last()?, Some((4, b"new-4".to_vec())));
-        Ok(())
-    }
-
-    #[test]
-    fn slots_are_independent_and_can_be_replaced_and_removed() -> TestResult {
-        let (_dir, db) = temp_db()?;
-        let log = LogStore::open(&db, GroupId::Meta)?;
-        log.put_slot(Slot::Vote, b"v1")?;
-        log.put_slot(Slot::Committed, b"c1")?;
-        log.put_slot(Slot::Vote, b"v2")?;
-        assert_eq!(log.get_slot(Slot::Vote)?, Some(b"v2".to_vec()));
-        assert_eq!(log.get_slot(Slot::Committed)?, Some(b"c1".to_vec()));
-        assert_eq!(log.get_slot(Slot::LastPurged)?, None);
-        log.remove_slot(Slot::Committed)?;
-        assert_eq!(log.get_slot(Slot::Committed)?, None);
-        Ok(())
-    }
-
-    #[test]
-    fn log_and_slots_survive_reopening_the_database() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        {
-            let db = sled::Config::new().path(dir.path()).open()?;
-            let log = filled(&db, 1..=20)?;
-            log.purge_through(4)?;
-            log.truncate_from(18)?;
-            log.put_slot(Slot::Vote, b"vote")?;
-            log.put_slot(Slot::Snapshot, &[0, 1, 2, 255])?;
-            block_on(log.flush_async())?;
-        }
-        let db = sled::Config::new().path(dir.path()).open()?;
-        let log = LogStore::open(&db, GroupId::Meta)?;
-        assert_eq!(indices(&log.range(..)?), (5..=17).collect::<Vec<_>>());
-        assert_eq!(log.get(10)?, Some(body(10)));
-        assert_eq!(log.get_slot(Slot::Vote)?, Some(b"vote".to_vec()));
-        assert_eq!(log.get_slot(Slot::Snapshot)?, Some(vec![0, 1, 2, 255]));
-        Ok(())
-    }
-
-    #[test]
-    fn the_log_does_not_share_keys_with_other_trees() -> TestResult {
-        let (_dir, db) = temp_db()?;
-        let log = filled(&db, 1..=3)?;
-        db.open_tree("meta/state")?.insert(1u64.to_be_bytes(), &b"other"[..])?;
-        db.insert(2u64.to_be_bytes(), &b"default tree"[..])?;
-        let other_group = LogStore::open(&db, GroupId::Shard(gati_core::ShardId(1)))?;
-        other_group.append([(4, body(4))])?;
-        assert_eq!(indices(&log.range(..)?), vec![1, 2, 3]);
-        assert_eq!(indices(&other_group.range(..)?), vec![4]);
-        assert_eq!(log.get(1)?, Some(body(1)));
-        Ok(())
-    }
-
-    #[test]
-    fn a_foreign_key_in_the_log_tree_is_reported_as_corruption() -> TestResult {
-        let (_dir, db) = temp_db()?;
-        let log = filled(&db, 1..=2)?;
-        db.open_tree(format!("meta/{ENTRIES_TREE}"))?.insert(b"bogus", &b""[..])?;
-        assert!(matches!(log.range(..), Err(MetaError::Corrupt(_))));
-        Ok(())
-    }
-}
+mod tests;
