@@ -335,3 +335,19 @@ proptest! {
         prop_assert_eq!(c.export_snapshot().unwrap(), snap);
     }
 }
+
+#[test]
+fn a_new_database_gets_large_segments_and_an_existing_one_keeps_its_own() {
+    let fresh = tempfile::tempdir().unwrap();
+    drop(MetaStore::open(fresh.path()).unwrap());
+    assert_eq!(super::stored_segment_size(fresh.path()).unwrap(), Some(super::SEGMENT_BYTES));
+    // A database created with sled's default segment size still opens, and keeps it.
+    let old = tempfile::tempdir().unwrap();
+    drop(sled::Config::new().path(old.path()).open().unwrap());
+    let before = super::stored_segment_size(old.path()).unwrap();
+    assert_eq!(before, Some(512 * 1024));
+    let store = MetaStore::open(old.path()).unwrap();
+    store.state_machine(GroupId::Meta).unwrap();
+    drop(store);
+    assert_eq!(super::stored_segment_size(old.path()).unwrap(), before);
+}
