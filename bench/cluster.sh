@@ -187,6 +187,13 @@ cluster_get() {
         get_load "127.0.0.1:510$n" /v2/bench/manifest/manifests/latest "$conns" "$SECS" "$mode" >"$WORK/get_${mode}_${n}.json" &
     done
     wait
+    for n in 1 2 3; do
+        if [ ! -s "$WORK/get_${mode}_${n}.json" ]; then
+            echo "bench: the $mode reads from node $n reported nothing; the end of its log:" >&2
+            tail -20 "$GATI_CLUSTER_DIR/node$n.log" >&2 || true
+            exit 1
+        fi
+    done
     python3 -c '
 import json, sys
 runs = [json.load(open(p)) for p in sys.argv[1:]]
