@@ -96,8 +96,11 @@ fn default_parts_in_flight() -> usize {
 fn default_copy_part_size() -> u64 {
     MAX_SINGLE_COPY
 }
+/// Short enough that an upload whose node died mid-request can be resumed elsewhere within
+/// seconds (clients retry for longer than that), long enough that the renewal halfway through it
+/// is one small record write every 7.5 s and that NTP-synchronised clocks agree well within it.
 fn default_upload_lease_secs() -> u64 {
-    60
+    15
 }
 fn default_redirect_expiry_secs() -> u64 {
     15 * 60
