@@ -25,6 +25,9 @@ SECS=10
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gati-registry/target}"
 RESULTS_MD="${RESULTS_MD:-$ROOT/bench/RESULTS.md}"
 CAP_CPUS="${CAP_CPUS:-0.4}"
+# The quota's accounting period, in microseconds: the shortest whose quota is still the kernel's
+# minimum of 1 ms (2500 us for 0.4 CPU), at most 10 ms.
+CAP_PERIOD_US="${CAP_PERIOD_US:-$(python3 -c "print(min(10000, max(1000, int(1000 / float('$CAP_CPUS') + 0.5))))")}"
 # scripts/cluster's nodes run with this secret, and `cluster status` must present it.
 export GATI_CLUSTER_SECRET="${GATI_CLUSTER_SECRET:-local-cluster-secret-change-me}"
 WORK="$(mktemp -d /tmp/gati-cluster-bench.XXXXXX)"
@@ -55,15 +58,17 @@ fi
 # cap PID: holds process PID (all its threads) to $CAP_CPUS CPUs.
 cap() {
     local pid="$1" dir="$CGROUP_BASE/gati-bench-$1" quota
-    # A 10 ms accounting period: with the default 100 ms, a node that spends its budget early in
-    # a period stalls for the rest of it, which a machine of that size would not do.
-    quota="$(python3 -c "print(int(float('$CAP_CPUS') * 10000))")"
+    # The shortest accounting period the kernel allows for this quota (a quota is at least 1 ms):
+    # a node that spends its budget early in a period stalls for the rest of it, which a machine
+    # of that size would not do. With the default 100 ms period that stall reached 60 ms, and
+    # with 10 ms it still added up to 6 ms to every hop between nodes.
+    quota="$(python3 -c "print(int(float('$CAP_CPUS') * $CAP_PERIOD_US))")"
     mkdir -p "$dir"
     if [ "$CGROUP_V" = 2 ]; then
         echo "+cpu" >"$CGROUP_BASE/cgroup.subtree_control" 2>/dev/null || true
-        echo "$quota 10000" >"$dir/cpu.max"
+        echo "$quota $CAP_PERIOD_US" >"$dir/cpu.max"
     else
-        echo 10000 >"$dir/cpu.cfs_period_us"
+        echo "$CAP_PERIOD_US" >"$dir/cpu.cfs_period_us"
         echo "$quota" >"$dir/cpu.cfs_quota_us"
     fi
     echo "$pid" >"$dir/cgroup.procs"
@@ -221,10 +226,10 @@ fi
 # ---- report -----------------------------------------------------------------------------------
 args=()
 for k in "${!R[@]}"; do args+=("$k=${R[$k]}"); done
-python3 - "$RESULTS_MD" "$SECS" "$(nproc)" "$LEADER" "$CAP_CPUS" "${args[@]}" <<'PY'
+python3 - "$RESULTS_MD" "$SECS" "$(nproc)" "$LEADER" "$CAP_CPUS" "$CAP_PERIOD_US" "${args[@]}" <<'PY'
 import json, sys
-path, secs, cpus, leader, cap = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
-r = {k: json.loads(v) for k, v in (a.split("=", 1) for a in sys.argv[6:])}
+path, secs, cpus, leader, cap, period = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+r = {k: json.loads(v) for k, v in (a.split("=", 1) for a in sys.argv[7:])}
 def row(name, x):
     return f"| {name} | {x['req_per_s']:.0f} | {x['p50_ms']:.2f} | {x['p99_ms']:.2f} | {x.get('non2xx', 0)} |"
 lines = ["<!-- cluster:begin -->", "## Cluster (bench/cluster.sh)", "",
@@ -253,7 +258,7 @@ if "solo_get_capped" in r:
     def scale(key, solo_key):
         return r[key]["req_per_s"] / r[solo_key]["req_per_s"]
     lines += ["", f"### Manifest GET by tag, every node held to {cap} CPU", "",
-              f"Each node process runs in a cgroup with a CPU quota of {cap} CPU (10 ms periods), the single "
+              f"Each node process runs in a cgroup with a CPU quota of {cap} CPU ({int(period) / 1000:g} ms periods), the single "
               "node as well as each of the three, so every node has the capacity of one small machine of its "
               "own; wrk runs outside the quotas. Every node gets 64 connections, as the single node does. "
               "*One repository*: every read is of one tag in one shard, whose one leader answers every "
