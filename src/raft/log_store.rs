@@ -34,7 +34,7 @@ use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{AnyError, ErrorSubject, ErrorVerb, OptionalSend, StorageIOError};
 use tokio::sync::mpsc;
 
-use super::storage_io::{AdaptersAlive, decode, encode, run_blocking, storage_error};
+use super::storage_io::{AdaptersAlive, DurableState, decode, encode, run_blocking, storage_error};
 use super::types::{Entry, GatiRaft, LogId, StorageError, Vote};
 
 /// Makes appended entries durable, in order, and reports each append once it is. Runs on its own
@@ -64,16 +64,40 @@ fn flush_appends(log: LogStore, mut waiting: mpsc::UnboundedReceiver<LogFlushed<
 /// changes nothing but disk space.
 ///
 /// It holds `_alive` so that a node shutting down waits for it to let go of the store.
-async fn purge_in_background(log: LogStore, mut targets: mpsc::UnboundedReceiver<u64>, _alive: AdaptersAlive) {
+async fn purge_in_background(
+    log: LogStore,
+    mut targets: mpsc::UnboundedReceiver<LogId>,
+    first_live: Arc<AtomicU64>,
+    durable: DurableState,
+    _alive: AdaptersAlive,
+) {
     while let Some(mut target) = targets.recv().await {
         while let Ok(next) = targets.try_recv() {
             target = target.max(next);
         }
+        // Not before the state covers the purged entries durably (see `DurableState`): after an
+        // installed snapshot that takes until the install has been saved.
+        durable.reached(target.index).await;
+        // Watermark first: the removal is written after it, so a crash in between leaves extra
+        // entries below the watermark (removed by the next purge), never a hole above it.
+        let watermark = match encode(&target) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::error!(%error, "encoding a purge watermark failed; the purge is skipped");
+                continue;
+            }
+        };
+        if let Err(error) = log.put_slot(Slot::LastPurged, &watermark) {
+            tracing::warn!(%error, %target, "writing the purge watermark failed; the next purge retries");
+            continue;
+        }
+        first_live.fetch_max(target.index + 1, Ordering::SeqCst);
         let purger = log.clone();
-        match tokio::task::spawn_blocking(move || purger.purge_through(target)).await {
+        let index = target.index;
+        match tokio::task::spawn_blocking(move || purger.purge_through(index)).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
-                tracing::warn!(%error, target, "removing purged log entries failed; the next purge retries");
+                tracing::warn!(%error, %target, "removing purged log entries failed; the next purge retries");
             }
             Err(_) => return,
         }
@@ -90,7 +114,9 @@ const MAX_READ_BYTES: usize = 4 * 1024 * 1024;
 pub(super) struct LogAdapter {
     log: LogStore,
     flusher: mpsc::UnboundedSender<LogFlushed<GatiRaft>>,
-    purger: mpsc::UnboundedSender<u64>,
+    purger: mpsc::UnboundedSender<LogId>,
+    /// How far the state machine's stored state is durable; purges go no further.
+    durable: DurableState,
     /// The lowest index that may still be read: one past the purge watermark. Entries below it
     /// may linger until the background removal reaches them and must never be returned.
     first_live: Arc<AtomicU64>,
@@ -100,7 +126,8 @@ pub(super) struct LogAdapter {
 impl LogAdapter {
     /// Wraps an open log store; `alive` tells the node when openraft has dropped every clone.
     /// Starts the group's flusher thread, which ends once every clone is dropped.
-    pub(super) fn new(log: LogStore, alive: AdaptersAlive) -> Self {
+    /// `durable` is the state machine adapter's [`DurableState`].
+    pub(super) fn new(log: LogStore, alive: AdaptersAlive, durable: DurableState) -> Self {
         let (flusher, waiting) = mpsc::unbounded_channel();
         let flushed = log.clone();
         let spawned =
@@ -110,8 +137,9 @@ impl LogAdapter {
             tracing::error!(%error, "could not start a raft log flusher thread; appends flush inline");
         }
         let (purger, targets) = mpsc::unbounded_channel();
-        tokio::spawn(purge_in_background(log.clone(), targets, alive.clone()));
-        LogAdapter { log, flusher, purger, first_live: Arc::new(AtomicU64::new(0)), _alive: alive }
+        let first_live = Arc::new(AtomicU64::new(0));
+        tokio::spawn(purge_in_background(log.clone(), targets, first_live.clone(), durable.clone(), alive.clone()));
+        LogAdapter { log, flusher, purger, durable, first_live, _alive: alive }
     }
 
     /// Raises the lowest readable index to one past `purged`.
@@ -269,12 +297,16 @@ impl RaftLogStorage<GatiRaft> for LogAdapter {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        // Watermark first: the removal is written after it, so a crash in between leaves extra
-        // entries below the watermark (removed by the next purge), never a hole above it. The
-        // removal itself runs in the background (see `purge_in_background`).
-        self.write_slot(Slot::LastPurged, &log_id, ErrorSubject::Logs)?;
-        self.note_purged(Some(log_id));
-        if self.purger.send(log_id.index).is_err() {
+        // Usually the state already covers the purged entries durably (a snapshot was saved
+        // first); then the watermark is written at once. After an installed snapshot, openraft
+        // purges before the install has been saved, and the background task waits for it (see
+        // `DurableState`). The removal itself always runs in the background
+        // (see `purge_in_background`), behind the watermark.
+        if self.durable.covers(log_id.index) {
+            self.write_slot(Slot::LastPurged, &log_id, ErrorSubject::Logs)?;
+            self.note_purged(Some(log_id));
+        }
+        if self.purger.send(log_id).is_err() {
             // Shutting down: the next purge after a restart removes them.
             tracing::debug!(index = log_id.index, "purged log entries left for the next purge");
         }

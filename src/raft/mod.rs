@@ -187,12 +187,13 @@ impl RaftNode {
         };
         let config = raft_config(group, transport.tuning).validate().map_err(RaftError::Config)?;
         let (alive, adapters_gone) = adapter_liveness();
+        let state = StateMachineAdapter::new(sm, log.clone(), alive.clone());
         let raft = Raft::new(
             node_id.0,
             Arc::new(config),
             GrpcNetwork::new(group, node_id.0, transport.peers.clone()),
-            LogAdapter::new(log.clone(), alive.clone()),
-            StateMachineAdapter::new(sm, log.clone(), alive),
+            LogAdapter::new(log.clone(), alive.clone(), state.durable_state()),
+            state,
         )
         .await?;
         transport.table.insert(group, raft.clone());

@@ -34,7 +34,7 @@ use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{AnyError, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, StorageIOError};
 use serde::{Deserialize, Serialize};
 
-use super::storage_io::{AdaptersAlive, decode, encode, run_blocking, storage_error};
+use super::storage_io::{AdaptersAlive, DurableState, decode, encode, run_blocking, storage_error};
 use super::types::{Entry, GatiRaft, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership};
 
 /// Marks the start of a stored snapshot record (see [`encode_snapshot_record`]); the last two
@@ -57,29 +57,67 @@ pub(super) struct StateMachineAdapter {
     log: LogStore,
     /// Makes apply batches, exports and imports mutually exclusive (see the module docs).
     exclusive: Arc<Mutex<()>>,
+    /// Serialises snapshot saves and holds the position of the last one saved: openraft builds
+    /// snapshots in their own task while its state machine worker may install one, and a build
+    /// that finishes late must not replace a newer installed snapshot.
+    saved: Arc<tokio::sync::Mutex<Option<LogId>>>,
+    /// The position up to which the stored state is known to be durable, for the log's purges
+    /// (see [`DurableState`]).
+    durable: DurableState,
     _alive: AdaptersAlive,
 }
 
 impl StateMachineAdapter {
     /// Wraps the state machine and the log store whose snapshot slot it uses; `alive` tells the
     /// node when openraft has dropped every clone.
+    ///
+    /// The state as stored when this is called is durable (it was just read from disk), so its
+    /// position starts [`StateMachineAdapter::durable_state`].
     pub(super) fn new(sm: StateMachine, log: LogStore, alive: AdaptersAlive) -> Self {
-        StateMachineAdapter { sm, log, exclusive: Arc::new(Mutex::new(())), _alive: alive }
+        let stored = read_position(&sm).ok().and_then(|p| p.last_applied).map_or(0, |id| id.index);
+        StateMachineAdapter {
+            sm,
+            log,
+            exclusive: Arc::new(Mutex::new(())),
+            saved: Arc::new(tokio::sync::Mutex::new(None)),
+            durable: DurableState::new(stored),
+            _alive: alive,
+        }
+    }
+
+    /// Follows how far the stored state is durable; the log adapter purges no further.
+    pub(super) fn durable_state(&self) -> DurableState {
+        self.durable.clone()
     }
 
     /// Makes the state durable, then writes `meta` and `data` as the current snapshot (durable
     /// when the write returns). The state goes first: once the snapshot is saved, openraft may
     /// purge the log entries it covers, and a restart must not find state older than the log.
+    ///
+    /// A snapshot older than the one already saved is not written (the state is still flushed).
     async fn save_snapshot(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
         let subject = ErrorSubject::Snapshot(Some(meta.signature()));
         let record =
             encode_snapshot_record(meta, data).map_err(|e| storage_error(subject.clone(), ErrorVerb::Write, &e))?;
+        let mut saved = self.saved.lock().await;
+        let newer = saved.is_none_or(|previous| Some(previous) < meta.last_log_id);
         let (sm, log) = (self.sm.clone(), self.log.clone());
         run_blocking(ErrorVerb::Write, move || {
             sm.flush().map_err(|e| storage_error(subject.clone(), ErrorVerb::Write, &e))?;
-            log.put_slot(Slot::Snapshot, &record).map_err(|e| storage_error(subject, ErrorVerb::Write, &e))
+            if newer {
+                log.put_slot(Slot::Snapshot, &record).map_err(|e| storage_error(subject, ErrorVerb::Write, &e))?;
+            }
+            Ok(())
         })
-        .await
+        .await?;
+        if newer {
+            *saved = meta.last_log_id;
+        }
+        // The state was at least at the snapshot's position when it was flushed.
+        if let Some(id) = meta.last_log_id {
+            self.durable.advance(id.index);
+        }
+        Ok(())
     }
 }
 

@@ -89,3 +89,41 @@ impl AdaptersGone {
         }
     }
 }
+
+/// How far the state machine's stored state is known to be durable (the index of the last entry
+/// it reflects), shared by the state machine adapter, which advances it, and the log adapter,
+/// which waits on it before purging.
+///
+/// The state and the log are separate stores, and after a crash the state must never be older
+/// than the log's first entry, or the entries in between could not be re-applied. openraft
+/// purges the log right after installing a snapshot, without waiting for the install to finish,
+/// so the purge waits here until the installed state is durable.
+#[derive(Clone)]
+pub(super) struct DurableState(std::sync::Arc<tokio::sync::watch::Sender<u64>>);
+
+impl DurableState {
+    pub(super) fn new(index: u64) -> Self {
+        DurableState(std::sync::Arc::new(tokio::sync::watch::Sender::new(index)))
+    }
+
+    /// Records that the state is durable through `index` (never moves back).
+    pub(super) fn advance(&self, index: u64) {
+        self.0.send_if_modified(|durable| {
+            let moved = index > *durable;
+            *durable = (*durable).max(index);
+            moved
+        });
+    }
+
+    /// Whether the state is durable through `index` now.
+    pub(super) fn covers(&self, index: u64) -> bool {
+        *self.0.borrow() >= index
+    }
+
+    /// Returns once the state is durable through `index`.
+    pub(super) async fn reached(&self, index: u64) {
+        let mut updates = self.0.subscribe();
+        // The sender lives as long as `self`, so this only ends once the index is reached.
+        let _ = updates.wait_for(|durable| *durable >= index).await;
+    }
+}

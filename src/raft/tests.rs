@@ -14,7 +14,7 @@ use tempfile::TempDir;
 
 use super::log_store::LogAdapter;
 use super::state_machine::StateMachineAdapter;
-use super::storage_io::adapter_liveness;
+use super::storage_io::{DurableState, adapter_liveness};
 use super::types::{Entry, GatiRaft, LogId, StorageError, Vote};
 use super::{Bootstrap, RaftError, RaftNode, RaftShared};
 
@@ -26,12 +26,32 @@ fn open_db(dir: &TempDir) -> MetaStore {
     MetaStore::open(dir.path()).expect("temporary metadata store opens")
 }
 
+/// The two adapters as a node wires them: the log purges only as far as the state is durable.
 fn adapters(db: &MetaStore) -> (LogAdapter, StateMachineAdapter) {
+    let (sm, durable) = state_adapter(db);
+    (log_adapter(db, durable), sm)
+}
+
+/// The two adapters with the log's purges not held back by the state machine: for tests of the
+/// log's own purge contract (openraft's suite purges with no snapshot ever saved).
+fn adapters_ungated(db: &MetaStore) -> (LogAdapter, StateMachineAdapter) {
+    let (sm, _) = state_adapter(db);
+    (log_adapter(db, DurableState::new(u64::MAX)), sm)
+}
+
+fn state_adapter(db: &MetaStore) -> (StateMachineAdapter, DurableState) {
     let log = db.log(GROUP).expect("log store opens");
     let sm = db.state_machine(GROUP).expect("state machine opens");
     // No node waits for these adapters to be dropped, so the receiving half is not kept.
     let (alive, _) = adapter_liveness();
-    (LogAdapter::new(log.clone(), alive.clone()), StateMachineAdapter::new(sm, log, alive))
+    let sm = StateMachineAdapter::new(sm, log, alive);
+    let durable = sm.durable_state();
+    (sm, durable)
+}
+
+fn log_adapter(db: &MetaStore, durable: DurableState) -> LogAdapter {
+    let (alive, _) = adapter_liveness();
+    LogAdapter::new(db.log(GROUP).expect("log store opens"), alive, durable)
 }
 
 /// Builds a fresh log store and state machine in their own temporary database for every suite
@@ -41,7 +61,7 @@ struct TempSledStores;
 impl StoreBuilder<GatiRaft, LogAdapter, StateMachineAdapter, TempDir> for TempSledStores {
     async fn build(&self) -> Result<(TempDir, LogAdapter, StateMachineAdapter), StorageError> {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let (log, sm) = adapters(&open_db(&dir));
+        let (log, sm) = adapters_ungated(&open_db(&dir));
         Ok((dir, log, sm))
     }
 }
@@ -149,7 +169,7 @@ async fn log_vote_state_and_snapshot_survive_reopening_the_database() {
 async fn purged_entries_are_hidden_at_once_and_removed_in_the_background() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let db = open_db(&dir);
-    let (mut log, _sm) = adapters(&db);
+    let (mut log, _sm) = adapters_ungated(&db);
     log.blocking_append(entries()).await.expect("append");
     log.purge(log_id(1, 2)).await.expect("purge");
     let live: Vec<u64> = log.try_get_log_entries(..).await.expect("entries").iter().map(|e| e.log_id.index).collect();
@@ -161,6 +181,30 @@ async fn purged_entries_are_hidden_at_once_and_removed_in_the_background() {
         assert!(std::time::Instant::now() < deadline, "purged entries were never removed");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// A purge past what the stored state durably covers (openraft purges right after installing a
+/// snapshot, before the install is saved) writes no watermark and removes nothing until the
+/// state catches up; then it completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_waits_until_the_state_durably_covers_it() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let db = open_db(&dir);
+    let durable = DurableState::new(0);
+    let mut log = log_adapter(&db, durable.clone());
+    log.blocking_append(entries()).await.expect("append");
+    log.purge(log_id(1, 2)).await.expect("purge");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let raw = db.log(GROUP).expect("log store opens");
+    assert_eq!(raw.range(..).expect("raw entries").len(), 4, "nothing may be removed yet");
+    assert_eq!(log.get_log_state().await.expect("log state").last_purged_log_id, None, "no watermark yet");
+    durable.advance(2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while raw.range(..).expect("raw entries").len() > 2 {
+        assert!(std::time::Instant::now() < deadline, "the purge never ran once the state was durable");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(log.get_log_state().await.expect("log state").last_purged_log_id, Some(log_id(1, 2)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

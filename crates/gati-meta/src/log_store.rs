@@ -224,6 +224,12 @@ impl LogStore {
                 )));
             }
         }
+        if let Some((index, body)) = entries.iter().find(|(_, body)| body.len() + 8 > MAX_RECORD_BYTES) {
+            return Err(MetaError::Codec(format!(
+                "log entry {index} is {} bytes; a record holds at most {MAX_RECORD_BYTES}",
+                body.len()
+            )));
+        }
         let mut state = self.state()?;
         let overwrites = state.last_index().is_some_and(|last| start <= last);
         let mut frames = Vec::new();
@@ -373,7 +379,6 @@ impl LogStore {
             self.write(&mut state, &frame)?;
             state.purge(index);
         }
-        self.flush()?;
         // A segment older than the one holding the first live entry holds nothing live (live
         // entries are in index order and were written in that order), and its slot values were
         // copied into every later segment. Only such a prefix goes: replaying what remains, in
@@ -389,6 +394,10 @@ impl LogStore {
             }
             doomed
         };
+        // One sync after choosing makes the purge record durable, and with it the slot values
+        // copied into the first segment kept: every segment before the active one was synced when
+        // it was sealed, and this syncs the active one, however many rolls came in between.
+        self.flush()?;
         for seq in doomed {
             let path = segment_path(&self.shared.dir, seq);
             if let Err(error) = fs::remove_file(&path) {
@@ -609,7 +618,10 @@ fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Replaces `dir/name` with `bytes`, durably: a crash leaves either the old file or the new one.
 fn write_file_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
+    // A name of its own per write, so two writers never share a half-written file.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!("{name}.{}.{n}.tmp", std::process::id()));
     {
         let file = File::create(&tmp)?;
         file.write_all_at(bytes, 0)?;
@@ -626,6 +638,11 @@ fn replay(dir: &Path) -> Result<State> {
     for item in fs::read_dir(dir)? {
         let name = item?.file_name();
         let name = name.to_string_lossy();
+        if name.ends_with(".tmp") {
+            // A snapshot write that a crash interrupted before its rename.
+            fs::remove_file(dir.join(name.as_ref()))?;
+            continue;
+        }
         if let Some(seq) = name.strip_suffix(".log").and_then(|hex| u64::from_str_radix(hex, 16).ok()) {
             seqs.push(seq);
         }
@@ -687,7 +704,11 @@ fn replay(dir: &Path) -> Result<State> {
     if state.segments.is_empty() {
         state.segments.push_back(create_segment(dir, 1)?);
     }
+    // What the last run wrote may still be only in the page cache (a killed process, not a lost
+    // machine): sync it before calling it durable, or an apply could rely on it.
     let active = state.active();
+    active.file.sync_data()?;
+    sync_dir(dir)?;
     state.durable = (active.seq, active.len);
     Ok(state)
 }
@@ -696,7 +717,12 @@ fn replay(dir: &Path) -> Result<State> {
 /// written beside it, synced, and renamed into place, so a crash leaves either no directory (and
 /// the sled trees, so this runs again) or the whole log.
 fn migrate_from_sled(root: &Path, dir: &Path, db: &sled::Db, group: GroupId) -> Result<()> {
-    fs::create_dir_all(root)?;
+    if !root.try_exists()? {
+        fs::create_dir_all(root)?;
+        if let Some(parent) = root.parent() {
+            sync_dir(parent)?;
+        }
+    }
     let staging = root.join(format!("{group}.new"));
     if staging.try_exists()? {
         fs::remove_dir_all(&staging)?;
