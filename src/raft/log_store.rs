@@ -57,6 +57,44 @@ fn flush_appends(log: LogStore, mut waiting: mpsc::UnboundedReceiver<LogFlushed<
     }
 }
 
+/// The purge watermark: written to the log's `LastPurged` slot, and the lowest index readers may
+/// see. Shared by the adapter's clones and the background purger, which may both raise it; it only
+/// ever moves up, so a late writer of an older watermark cannot lower it.
+struct Watermark {
+    log: LogStore,
+    /// The watermark written last.
+    written: std::sync::Mutex<Option<LogId>>,
+    /// One past it: the lowest index that may still be read. Entries below it may linger until
+    /// the background removal reaches them and must never be returned.
+    first_live: AtomicU64,
+}
+
+impl Watermark {
+    /// Writes `id` as the watermark unless an equal or newer one was written already.
+    fn raise(&self, id: LogId) -> Result<(), StorageError> {
+        let mut written = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *written >= Some(id) {
+            return Ok(());
+        }
+        let bytes = encode(&id).map_err(|e| storage_error(ErrorSubject::Logs, ErrorVerb::Write, &e))?;
+        self.log
+            .put_slot(Slot::LastPurged, &bytes)
+            .map_err(|e| storage_error(ErrorSubject::Logs, ErrorVerb::Write, &e))?;
+        *written = Some(id);
+        self.first_live.fetch_max(id.index + 1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Takes note of a watermark read from the log, or just written.
+    fn note(&self, purged: Option<LogId>) {
+        if let Some(id) = purged {
+            let mut written = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            *written = (*written).max(Some(id));
+            self.first_live.fetch_max(id.index + 1, Ordering::SeqCst);
+        }
+    }
+}
+
 /// Removes purged entries (and the segment files left holding nothing live) in the background.
 ///
 /// Not done in `purge`: openraft's core waits for `purge` to return, and the removal syncs the
@@ -67,7 +105,7 @@ fn flush_appends(log: LogStore, mut waiting: mpsc::UnboundedReceiver<LogFlushed<
 async fn purge_in_background(
     log: LogStore,
     mut targets: mpsc::UnboundedReceiver<LogId>,
-    first_live: Arc<AtomicU64>,
+    watermark: Arc<Watermark>,
     durable: DurableState,
     _alive: AdaptersAlive,
 ) {
@@ -80,18 +118,10 @@ async fn purge_in_background(
         durable.reached(target.index).await;
         // Watermark first: the removal is written after it, so a crash in between leaves extra
         // entries below the watermark (removed by the next purge), never a hole above it.
-        let watermark = match encode(&target) {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                tracing::error!(%error, "encoding a purge watermark failed; the purge is skipped");
-                continue;
-            }
-        };
-        if let Err(error) = log.put_slot(Slot::LastPurged, &watermark) {
+        if let Err(error) = watermark.raise(target) {
             tracing::warn!(%error, %target, "writing the purge watermark failed; the next purge retries");
             continue;
         }
-        first_live.fetch_max(target.index + 1, Ordering::SeqCst);
         let purger = log.clone();
         let index = target.index;
         match tokio::task::spawn_blocking(move || purger.purge_through(index)).await {
@@ -117,9 +147,7 @@ pub(super) struct LogAdapter {
     purger: mpsc::UnboundedSender<LogId>,
     /// How far the state machine's stored state is durable; purges go no further.
     durable: DurableState,
-    /// The lowest index that may still be read: one past the purge watermark. Entries below it
-    /// may linger until the background removal reaches them and must never be returned.
-    first_live: Arc<AtomicU64>,
+    watermark: Arc<Watermark>,
     _alive: AdaptersAlive,
 }
 
@@ -137,21 +165,18 @@ impl LogAdapter {
             tracing::error!(%error, "could not start a raft log flusher thread; appends flush inline");
         }
         let (purger, targets) = mpsc::unbounded_channel();
-        let first_live = Arc::new(AtomicU64::new(0));
-        tokio::spawn(purge_in_background(log.clone(), targets, first_live.clone(), durable.clone(), alive.clone()));
-        LogAdapter { log, flusher, purger, durable, first_live, _alive: alive }
-    }
-
-    /// Raises the lowest readable index to one past `purged`.
-    fn note_purged(&self, purged: Option<LogId>) {
-        if let Some(id) = purged {
-            self.first_live.fetch_max(id.index + 1, Ordering::SeqCst);
-        }
+        let watermark = Arc::new(Watermark {
+            log: log.clone(),
+            written: std::sync::Mutex::new(None),
+            first_live: AtomicU64::new(0),
+        });
+        tokio::spawn(purge_in_background(log.clone(), targets, watermark.clone(), durable.clone(), alive.clone()));
+        LogAdapter { log, flusher, purger, durable, watermark, _alive: alive }
     }
 
     /// `start` raised to the lowest readable index.
     fn live_start(&self, start: Bound<u64>) -> Bound<u64> {
-        let first = self.first_live.load(Ordering::SeqCst);
+        let first = self.watermark.first_live.load(Ordering::SeqCst);
         match start {
             Bound::Included(s) if s >= first => Bound::Included(s),
             Bound::Excluded(s) if s >= first => Bound::Excluded(s),
@@ -214,7 +239,7 @@ impl RaftLogReader<GatiRaft> for LogAdapter {
     }
 
     async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry>, StorageError> {
-        let start = start.max(self.first_live.load(Ordering::SeqCst));
+        let start = start.max(self.watermark.first_live.load(Ordering::SeqCst));
         let raw = self.log.range_limited(start..end, MAX_READ_BYTES).map_err(|e| StorageIOError::read_logs(&e))?;
         raw.into_iter().map(|(index, body)| decode_entry(index, &body)).collect()
     }
@@ -225,7 +250,7 @@ impl RaftLogStorage<GatiRaft> for LogAdapter {
 
     async fn get_log_state(&mut self) -> Result<LogState<GatiRaft>, StorageError> {
         let last_purged_log_id: Option<LogId> = self.read_slot(Slot::LastPurged, ErrorSubject::Logs)?;
-        self.note_purged(last_purged_log_id);
+        self.watermark.note(last_purged_log_id);
         let last_entry = match self.log.last().map_err(|e| StorageIOError::read_logs(&e))? {
             None => None,
             Some((index, body)) => Some(decode_entry(index, &body)?.log_id),
@@ -303,8 +328,7 @@ impl RaftLogStorage<GatiRaft> for LogAdapter {
         // `DurableState`). The removal itself always runs in the background
         // (see `purge_in_background`), behind the watermark.
         if self.durable.covers(log_id.index) {
-            self.write_slot(Slot::LastPurged, &log_id, ErrorSubject::Logs)?;
-            self.note_purged(Some(log_id));
+            self.watermark.raise(log_id)?;
         }
         if self.purger.send(log_id).is_err() {
             // Shutting down: the next purge after a restart removes them.
