@@ -34,7 +34,7 @@ use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{AnyError, ErrorSubject, ErrorVerb, OptionalSend, StorageIOError};
 use tokio::sync::mpsc;
 
-use super::storage_io::{AdaptersAlive, DurableState, decode, encode, run_blocking, storage_error};
+use super::storage_io::{AdaptersAlive, DurableState, DurableWatch, decode, encode, run_blocking, storage_error};
 use super::types::{Entry, GatiRaft, LogId, StorageError, Vote};
 
 /// Makes appended entries durable, in order, and reports each append once it is. Runs on its own
@@ -106,7 +106,7 @@ async fn purge_in_background(
     log: LogStore,
     mut targets: mpsc::UnboundedReceiver<LogId>,
     watermark: Arc<Watermark>,
-    durable: DurableState,
+    mut durable: DurableWatch,
     _alive: AdaptersAlive,
 ) {
     while let Some(mut target) = targets.recv().await {
@@ -115,7 +115,9 @@ async fn purge_in_background(
         }
         // Not before the state covers the purged entries durably (see `DurableState`): after an
         // installed snapshot that takes until the install has been saved.
-        durable.reached(target.index).await;
+        if !durable.reached(target.index).await {
+            return; // every adapter is gone: the node is stopping
+        }
         // Watermark first: the removal is written after it, so a crash in between leaves extra
         // entries below the watermark (removed by the next purge), never a hole above it.
         if let Err(error) = watermark.raise(target) {
@@ -170,7 +172,7 @@ impl LogAdapter {
             written: std::sync::Mutex::new(None),
             first_live: AtomicU64::new(0),
         });
-        tokio::spawn(purge_in_background(log.clone(), targets, watermark.clone(), durable.clone(), alive.clone()));
+        tokio::spawn(purge_in_background(log.clone(), targets, watermark.clone(), durable.watch(), alive.clone()));
         LogAdapter { log, flusher, purger, durable, watermark, _alive: alive }
     }
 

@@ -120,10 +120,20 @@ impl DurableState {
         *self.0.borrow() >= index
     }
 
-    /// Returns once the state is durable through `index`.
-    pub(super) async fn reached(&self, index: u64) {
-        let mut updates = self.0.subscribe();
-        // The sender lives as long as `self`, so this only ends once the index is reached.
-        let _ = updates.wait_for(|durable| *durable >= index).await;
+    /// A watcher for the background purger. It holds no sender, so once every adapter is gone
+    /// its waits end (with `false`) instead of keeping the purger, and the store, alive.
+    pub(super) fn watch(&self) -> DurableWatch {
+        DurableWatch(self.0.subscribe())
+    }
+}
+
+/// Waits on a [`DurableState`] without keeping it alive.
+pub(super) struct DurableWatch(tokio::sync::watch::Receiver<u64>);
+
+impl DurableWatch {
+    /// Returns `true` once the state is durable through `index`, or `false` if every adapter was
+    /// dropped first.
+    pub(super) async fn reached(&mut self, index: u64) -> bool {
+        self.0.wait_for(|durable| *durable >= index).await.is_ok()
     }
 }
