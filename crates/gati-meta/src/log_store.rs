@@ -261,11 +261,12 @@ impl LogStore {
         let (file, target) = {
             let state = self.state()?;
             let active = state.active();
-            (active.file.clone(), (active.seq, active.len))
+            let target = (active.seq, active.len);
+            if state.durable >= target {
+                return Ok(());
+            }
+            (active.file.clone(), target)
         };
-        if self.state()?.durable >= target {
-            return Ok(());
-        }
         if let Err(error) = file.sync_data() {
             let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
             state.failed = Some(format!("fsync: {error}"));
@@ -417,11 +418,8 @@ impl LogStore {
             return write_file_atomically(&self.shared.dir, SNAPSHOT_FILE, value);
         }
         let mut state = self.state()?;
-        let mut payload = Vec::with_capacity(1 + value.len());
-        payload.push(slot.code());
-        payload.extend_from_slice(value);
         let mut frame = Vec::new();
-        encode(&mut frame, Kind::SlotSet, &payload);
+        encode_slot(&mut frame, slot, value);
         self.write(&mut state, &frame)?;
         state.slots.insert(slot, value.to_vec());
         Ok(())
@@ -493,9 +491,7 @@ impl LogStore {
         let mut frames = Vec::new();
         for slot in STREAM_SLOTS {
             if let Some(value) = state.slots.get(&slot) {
-                let mut payload = vec![slot.code()];
-                payload.extend_from_slice(value);
-                encode(&mut frames, Kind::SlotSet, &payload);
+                encode_slot(&mut frames, slot, value);
             }
         }
         let active = state.active();
@@ -598,6 +594,14 @@ fn encode(out: &mut Vec<u8>, kind: Kind, payload: &[u8]) {
     out.extend_from_slice(&crc.finalize().to_le_bytes());
     out.push(kind as u8);
     out.extend_from_slice(payload);
+}
+
+/// Appends the record setting `slot` to `value`.
+fn encode_slot(out: &mut Vec<u8>, slot: Slot, value: &[u8]) {
+    let mut payload = Vec::with_capacity(1 + value.len());
+    payload.push(slot.code());
+    payload.extend_from_slice(value);
+    encode(out, Kind::SlotSet, &payload);
 }
 
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
@@ -735,9 +739,7 @@ fn migrate_from_sled(root: &Path, dir: &Path, db: &sled::Db, group: GroupId) -> 
         let slots = db.open_tree(format!("{group}/{LEGACY_SLOTS_TREE}"))?;
         for slot in STREAM_SLOTS {
             if let Some(value) = slots.get(slot.legacy_key())? {
-                let mut payload = vec![slot.code()];
-                payload.extend_from_slice(&value);
-                encode(&mut frames, Kind::SlotSet, &payload);
+                encode_slot(&mut frames, slot, &value);
             }
         }
         if let Some(snapshot) = slots.get(Slot::Snapshot.legacy_key())? {
