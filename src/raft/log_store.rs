@@ -76,16 +76,13 @@ impl Watermark {
         if *written >= Some(id) {
             return Ok(());
         }
-        let bytes = encode(&id).map_err(|e| storage_error(ErrorSubject::Logs, ErrorVerb::Write, &e))?;
-        self.log
-            .put_slot(Slot::LastPurged, &bytes)
-            .map_err(|e| storage_error(ErrorSubject::Logs, ErrorVerb::Write, &e))?;
+        write_slot(&self.log, Slot::LastPurged, &id, ErrorSubject::Logs)?;
         *written = Some(id);
         self.first_live.fetch_max(id.index + 1, Ordering::SeqCst);
         Ok(())
     }
 
-    /// Takes note of a watermark read from the log, or just written.
+    /// Takes note of a watermark read from the log.
     fn note(&self, purged: Option<LogId>) {
         if let Some(id) = purged {
             let mut written = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -93,6 +90,17 @@ impl Watermark {
             self.first_live.fetch_max(id.index + 1, Ordering::SeqCst);
         }
     }
+}
+
+/// Encodes and writes a slot holding consensus metadata; durable only after a flush.
+fn write_slot<T: serde::Serialize>(
+    log: &LogStore,
+    slot: Slot,
+    value: &T,
+    subject: ErrorSubject<u64>,
+) -> Result<(), StorageError> {
+    let bytes = encode(value).map_err(|e| storage_error(subject.clone(), ErrorVerb::Write, &e))?;
+    log.put_slot(slot, &bytes).map_err(|e| storage_error(subject, ErrorVerb::Write, &e))
 }
 
 /// Removes purged entries (and the segment files left holding nothing live) in the background.
@@ -199,17 +207,6 @@ impl LogAdapter {
         }
     }
 
-    /// Encodes and writes a slot holding consensus metadata; durable only after a flush.
-    fn write_slot<T: serde::Serialize>(
-        &self,
-        slot: Slot,
-        value: &T,
-        subject: ErrorSubject<u64>,
-    ) -> Result<(), StorageError> {
-        let bytes = encode(value).map_err(|e| storage_error(subject.clone(), ErrorVerb::Write, &e))?;
-        self.log.put_slot(slot, &bytes).map_err(|e| storage_error(subject, ErrorVerb::Write, &e))
-    }
-
     /// Fsyncs every earlier write; `subject` names what the caller is making durable.
     async fn flush(&self, subject: ErrorSubject<u64>) -> Result<(), StorageError> {
         let log = self.log.clone();
@@ -268,7 +265,7 @@ impl RaftLogStorage<GatiRaft> for LogAdapter {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.write_slot(Slot::Vote, vote, ErrorSubject::Vote)?;
+        write_slot(&self.log, Slot::Vote, vote, ErrorSubject::Vote)?;
         // A vote acted upon and then forgotten in a crash lets this node vote twice in one term.
         self.flush(ErrorSubject::Vote).await
     }
@@ -281,7 +278,7 @@ impl RaftLogStorage<GatiRaft> for LogAdapter {
         // Not flushed: it only lets a restart re-apply sooner. Losing it is harmless, and since
         // the log recovers a prefix of its writes, a durable `committed` implies the entries it
         // covers are durable too.
-        self.write_slot(Slot::Committed, &committed, ErrorSubject::Store)
+        write_slot(&self.log, Slot::Committed, &committed, ErrorSubject::Store)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {

@@ -268,9 +268,7 @@ impl LogStore {
             (active.file.clone(), target)
         };
         if let Err(error) = file.sync_data() {
-            let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            state.failed = Some(format!("fsync: {error}"));
-            return Err(error.into());
+            return Err(self.shared.state.lock().unwrap_or_else(|e| e.into_inner()).fail("fsync", error));
         }
         let mut state = self.state()?;
         state.durable = state.durable.max(target);
@@ -461,16 +459,7 @@ impl LogStore {
         if state.active().len >= SEGMENT_BYTES {
             self.roll(state)?;
         }
-        let active = state.active();
-        let (seq, at, file) = (active.seq, active.len, active.file.clone());
-        if let Err(error) = file.write_all_at(frames, at) {
-            state.failed = Some(format!("write: {error}"));
-            return Err(error.into());
-        }
-        if let Some(active) = state.segments.back_mut() {
-            active.len += frames.len() as u64;
-        }
-        Ok((seq, at))
+        state.append_to_active(frames)
     }
 
     /// Seals the active segment (synced, so that a crash never keeps a later segment without an
@@ -480,8 +469,7 @@ impl LogStore {
         let sealed = state.active();
         let (file, target) = (sealed.file.clone(), (sealed.seq, sealed.len));
         if let Err(error) = file.sync_data() {
-            state.failed = Some(format!("fsync: {error}"));
-            return Err(error.into());
+            return Err(state.fail("fsync", error));
         }
         state.durable = state.durable.max(target);
         let seq = target.0 + 1;
@@ -494,16 +482,7 @@ impl LogStore {
                 encode_slot(&mut frames, slot, value);
             }
         }
-        let active = state.active();
-        let file = active.file.clone();
-        if let Err(error) = file.write_all_at(&frames, 0) {
-            state.failed = Some(format!("write: {error}"));
-            return Err(error.into());
-        }
-        if let Some(active) = state.segments.back_mut() {
-            active.len = frames.len() as u64;
-        }
-        Ok(())
+        state.append_to_active(&frames).map(|_| ())
     }
 }
 
@@ -516,6 +495,25 @@ impl State {
             durable: (0, 0),
             failed: None,
         }
+    }
+
+    /// Writes encoded records at the end of the active segment; returns where they start.
+    fn append_to_active(&mut self, frames: &[u8]) -> Result<Position> {
+        let active = self.active();
+        let (seq, at, file) = (active.seq, active.len, active.file.clone());
+        if let Err(error) = file.write_all_at(frames, at) {
+            return Err(self.fail("write", error));
+        }
+        if let Some(active) = self.segments.back_mut() {
+            active.len += frames.len() as u64;
+        }
+        Ok((seq, at))
+    }
+
+    /// Stops the log after a failed write or sync (see `failed`) and returns the error.
+    fn fail(&mut self, what: &str, error: std::io::Error) -> MetaError {
+        self.failed = Some(format!("{what}: {error}"));
+        error.into()
     }
 
     #[allow(clippy::expect_used, reason = "a replayed log always has an active segment")]
